@@ -1,0 +1,517 @@
+"""Save and restore a TF1-style model that reads its input through a tf.data Iterator.
+
+The graph feeds three placeholders (batch size, features, labels) into a
+`tf.data.Dataset`, reads it through a reinitializable Iterator whose initializer
+is named `dataset_init`, and classifies each sequence with a bidirectional GRU.
+The script trains the model briefly, exports it with
+`tf.saved_model.simple_save`, loads the export into a fresh graph, finds the
+tensors through the export's signature and the initializer by its name, and
+checks that the restored model computes exactly the logits the trained one did.
+
+The lesson: after loading, run the *restored* iterator's initializer. An iterator
+built anew is a different iterator; the restored logits still read from the
+restored one, which stays uninitialized, and TensorFlow fails with
+"FailedPreconditionError: GetNext() failed because the iterator has not been
+initialized".
+
+Runs on TensorFlow 2.12 to 2.21 through `tf.compat.v1` (with the `tf-keras`
+package from 2.16 on), and unchanged on TensorFlow 1.8.
+
+Usage:
+
+    python3 save_and_restore.py [--export-dir simple]
+
+Writes the SavedModel to ./simple (saved_model.pb and variables/). Exits 0 when
+the restored inferences match the trained model's, 1 when they do not.
+"""
+
+import argparse
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+
+# TensorFlow 2.16 and later ship Keras 3, which dropped the TF1 layers this graph
+# is made of (tf.nn.rnn_cell.GRUCell, tf.layers.dense). They live on in the
+# `tf-keras` package, which TensorFlow uses only when TF_USE_LEGACY_KERAS=1 is set
+# before TensorFlow is imported. Set it only where tf-keras is installed: TF 2.15
+# and older bundle Keras 2 and break if the variable points them at a missing one.
+if importlib.util.find_spec("tf_keras") is not None:
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+# TensorFlow's C++ side logs informational notes (about MLIR passes, CPU
+# instructions) on stderr; level 1 hides those and keeps warnings and errors.
+# It must be set before the import. A few notes print during the import all the
+# same, before TensorFlow reads the setting.
+if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"
+
+try:
+    import tensorflow.compat.v1 as tf
+except ImportError:  # TensorFlow before 1.13 has no compat.v1: its API is the v1 API.
+    import tensorflow as tf
+
+TF_VERSION = tuple(int(part) for part in tf.__version__.split(".")[:2])
+if TF_VERSION >= (2, 16) and importlib.util.find_spec("tf_keras") is None:
+    sys.exit(
+        f"error: TensorFlow {tf.__version__} keeps the TF1 RNN cells and layers in the "
+        f"tf-keras package: pip install tf-keras~={TF_VERSION[0]}.{TF_VERSION[1]}.0"
+    )
+
+# Every TF1 API used here is deprecated in TF 2 and would print ~50 lines of
+# warnings around a dozen lines of results. Errors are still shown.
+tf.logging.set_verbosity(tf.logging.ERROR)
+warnings.filterwarnings(
+    "ignore", r"`tf\.(nn\.rnn_cell\.GRUCell|layers\.dense)` is deprecated", UserWarning
+)
+
+# Build TF1 graphs: v1 control flow and variables, as TF 1.x had them. The export
+# is then the graph the original tutorial made, loadable by TF1-era code.
+if hasattr(tf, "disable_v2_behavior"):
+    tf.disable_v2_behavior()
+
+# Names shared by the save side and the restore side. Code written against the
+# original tutorial looks these up, so they must not change.
+EXPORT_DIR = "simple"
+BATCH_SIZE_KEY = "batch_size_ph"  # Placeholder names double as signature keys.
+FEATURES_KEY = "features_data_ph"
+LABELS_KEY = "labels_data_ph"
+DATASET_INIT = "dataset_init"  # The iterator's initializer op.
+LOGITS_KEY = "logits"  # Signature output key; the tensor itself is dense/BiasAdd:0.
+# A new export is written beside the old one, in .simple.save_and_restore-<pid>-*,
+# then swapped into place.
+STAGING_TAG = ".save_and_restore-"
+SERVE_TAG = tf.saved_model.tag_constants.SERVING
+SIGNATURE_KEY = tf.saved_model.signature_constants.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+
+# The data and the model.
+SEED = 0
+NUM_SAMPLES = 64
+SEQUENCE_LENGTH = 10
+NUM_FEATURES = 30
+NUM_CLASSES = 5
+GRU_UNITS = 10
+BATCH_SIZE = 32
+EPOCHS = 2
+LEARNING_RATE = 1e-2
+
+
+def make_data(seed=SEED):
+    """Makes the synthetic data set, the same for the same seed.
+
+    Args:
+        seed: seed of the NumPy random generator.
+
+    Returns:
+        features: float32 array of shape (NUM_SAMPLES, SEQUENCE_LENGTH, NUM_FEATURES).
+        labels: int32 one-hot array of shape (NUM_SAMPLES, NUM_CLASSES).
+    """
+    rng = np.random.RandomState(seed)
+    features = rng.randn(NUM_SAMPLES, SEQUENCE_LENGTH, NUM_FEATURES)
+    labels = np.eye(NUM_CLASSES)[rng.randint(0, NUM_CLASSES, NUM_SAMPLES)]
+    return features.astype(np.float32), labels.astype(np.int32)
+
+
+def build_input_pipeline():
+    """Builds placeholders -> Dataset -> reinitializable Iterator.
+
+    Returns:
+        inputs: the three placeholders, keyed by their names.
+        init_op: the iterator's initializer, named DATASET_INIT.
+        features: the features of the next batch.
+        labels: the labels of the next batch.
+    """
+    batch_size = tf.placeholder(tf.int64, [], name=BATCH_SIZE_KEY)
+    features = tf.placeholder(tf.float32, [None, None, NUM_FEATURES], name=FEATURES_KEY)
+    labels = tf.placeholder(tf.int32, [None, NUM_CLASSES], name=LABELS_KEY)
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size)
+    iterator = tf.data.Iterator.from_structure(dataset.output_types, dataset.output_shapes)
+    # A fixed name is what lets the restore side find this op in the loaded graph.
+    init_op = iterator.make_initializer(dataset, name=DATASET_INIT)
+    next_features, next_labels = iterator.get_next()
+    inputs = {BATCH_SIZE_KEY: batch_size, FEATURES_KEY: features, LABELS_KEY: labels}
+    return inputs, init_op, next_features, next_labels
+
+
+def build_model(features):
+    """Builds a bidirectional GRU, averaged over time, then a dense classifier.
+
+    Args:
+        features: float32 tensor of shape (batch, time, NUM_FEATURES).
+
+    Returns:
+        The logits, float32 of shape (batch, NUM_CLASSES), named dense/BiasAdd:0.
+    """
+    # Fix: one cell object for both directions would tie their weights together.
+    cell_fw = tf.nn.rnn_cell.GRUCell(GRU_UNITS)
+    cell_bw = tf.nn.rnn_cell.GRUCell(GRU_UNITS)
+    # Fix: no sequence_length, so no batch size is baked into the graph.
+    (out_fw, out_bw), _ = tf.nn.bidirectional_dynamic_rnn(
+        cell_fw, cell_bw, features, dtype=tf.float32
+    )
+    mean = tf.reduce_mean(tf.concat((out_fw, out_bw), 2), axis=1)
+    return tf.layers.dense(mean, NUM_CLASSES, activation=None)
+
+
+def build_train_op(logits, labels):
+    """Builds the loss and one Adam step on it.
+
+    Args:
+        logits: the model's output, before softmax.
+        labels: one-hot labels of the same batch.
+
+    Returns:
+        The operation that runs one optimization step.
+    """
+    with tf.variable_scope("loss"):
+        xent = tf.nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=logits)
+        loss = tf.reduce_mean(xent)
+    with tf.variable_scope("optimizer"):
+        return tf.train.AdamOptimizer(LEARNING_RATE).minimize(loss)
+
+
+def new_session(graph):
+    """Opens a session on the CPU.
+
+    The model is tiny, so a GPU would not make it faster, and on the CPU every
+    run gives the same numbers (some GPU kernels do not promise that).
+
+    Args:
+        graph: the tf.Graph to run.
+
+    Returns:
+        A tf.Session.
+    """
+    config = tf.ConfigProto(device_count={"GPU": 0})
+    return tf.Session(graph=graph, config=config)
+
+
+def make_feed(inputs, features, labels, batch_size):
+    """Maps the input placeholders to the values that initialize the iterator.
+
+    Args:
+        inputs: placeholders keyed by BATCH_SIZE_KEY, FEATURES_KEY, LABELS_KEY.
+        features, labels: the data set, as from make_data().
+        batch_size: number of samples per batch.
+
+    Returns:
+        A feed_dict for the iterator's initializer.
+    """
+    return {
+        inputs[BATCH_SIZE_KEY]: batch_size,
+        inputs[FEATURES_KEY]: features,
+        inputs[LABELS_KEY]: labels,
+    }
+
+
+def iterate(sess, init_op, feed_dict, fetches):
+    """Initializes the iterator, then yields `fetches` evaluated on each batch.
+
+    Args:
+        sess: the session.
+        init_op: the iterator's initializer.
+        feed_dict: the placeholder values the initializer reads.
+        fetches: what to run on each batch.
+
+    Yields:
+        The value of `fetches` for each batch, until the data set runs out.
+    """
+    sess.run(init_op, feed_dict=feed_dict)
+    while True:
+        try:
+            yield sess.run(fetches)
+        except tf.errors.OutOfRangeError:
+            return
+
+
+def train(sess, init_op, feed_dict, train_op, logits):
+    """Trains for EPOCHS epochs, then runs one more pass to infer.
+
+    Args:
+        sess: a session whose variables are initialized.
+        init_op, feed_dict: the iterator's initializer and its feed.
+        train_op: one optimization step.
+        logits: the model's output.
+
+    Returns:
+        The logits of each batch of the final pass, a list of arrays.
+    """
+    for epoch in range(EPOCHS):
+        batches = iterate(sess, init_op, feed_dict, [train_op, logits])
+        for batch, (_, value) in enumerate(batches):
+            print(f"Epoch {epoch}, batch {batch} | Sample value: {value[0]}")
+    inferred = []
+    for batch, value in enumerate(iterate(sess, init_op, feed_dict, logits)):
+        line = "Epoch {}, batch {} | Final inference | Sample value: {}"
+        print(line.format(EPOCHS, batch, value[0]))
+        inferred.append(value)
+    return inferred
+
+
+class UsageError(Exception):
+    """A problem with the user's input: reported in one line, exit status 2."""
+
+
+def is_saved_model(path):
+    """Tells whether path is a SavedModel directory (one this script may replace).
+
+    Args:
+        path: a filesystem path.
+
+    Returns:
+        True when path is a real directory with a saved_model.pb(txt) at its top.
+    """
+    if os.path.islink(path) or not os.path.isdir(path):
+        return False
+    names = ("saved_model.pb", "saved_model.pbtxt")
+    return any(os.path.isfile(os.path.join(path, name)) for name in names)
+
+
+def staging_prefix(export_dir):
+    """Returns the name prefix of the temporary directories beside export_dir."""
+    return f".{os.path.basename(export_dir)}{STAGING_TAG}"
+
+
+def process_alive(pid):
+    """Tells whether process pid may still be running (always yes off POSIX)."""
+    if os.name != "posix":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # It exists but belongs to another user.
+        return True
+    return True
+
+
+def clean_up_killed_runs(export_dir):
+    """Removes what a killed run left beside export_dir, repairing the export first.
+
+    A run killed between the two renames of swap_into_place() leaves no export
+    at export_dir, its previous one in <staging>/old and its complete new one in
+    <staging>/new: the new one is moved into place. Staging directories of runs
+    still in progress are left alone.
+
+    Args:
+        export_dir: absolute path of the export.
+    """
+    parent = os.path.dirname(export_dir)
+    prefix = staging_prefix(export_dir)
+    for name in sorted(os.listdir(parent)):
+        pid = name[len(prefix) :].split("-")[0]
+        if not name.startswith(prefix) or not pid.isdigit() or process_alive(int(pid)):
+            continue
+        staging = os.path.join(parent, name)
+        old = os.path.join(staging, "old")
+        if not os.path.lexists(export_dir) and os.path.isdir(old):
+            os.rename(os.path.join(staging, "new"), export_dir)
+        shutil.rmtree(staging)
+
+
+def prepare_export(export_dir):
+    """Checks that export_dir may be written and makes a staging directory beside it.
+
+    Called before training, so that a refusal does not come after the wait.
+
+    Args:
+        export_dir: absolute path of the export.
+
+    Returns:
+        The staging directory, in the same parent as export_dir.
+
+    Raises:
+        UsageError: export_dir is not ours to replace, or its folder is unusable.
+    """
+    parent = os.path.dirname(export_dir)
+    if not os.path.isdir(parent):
+        raise UsageError(f"cannot export to {export_dir}: folder {parent} does not exist")
+    if os.path.lexists(export_dir) and not is_saved_model(export_dir):
+        raise UsageError(
+            f"{export_dir} exists and is not a SavedModel, so it is left as it is: "
+            "choose another --export-dir, or remove it yourself"
+        )
+    clean_up_killed_runs(export_dir)
+    prefix = f"{staging_prefix(export_dir)}{os.getpid()}-"
+    try:
+        return tempfile.mkdtemp(prefix=prefix, dir=parent)
+    except OSError as error:
+        raise UsageError(f"cannot export to {export_dir}: {error.strerror}")
+
+
+def swap_into_place(new, export_dir, staging):
+    """Moves the export at new to export_dir, moving any previous one aside.
+
+    Each rename is atomic, so export_dir holds a complete export, the old one or
+    the new one, at every moment but the one between the two renames.
+
+    Args:
+        new: the complete new export, inside staging.
+        export_dir: absolute path of the export.
+        staging: the staging directory, which receives the old export.
+    """
+    if os.path.lexists(export_dir):
+        os.rename(export_dir, os.path.join(staging, "old"))
+    os.rename(new, export_dir)
+
+
+def export(sess, export_dir, staging, inputs, logits):
+    """Writes the model with simple_save and puts it in place at export_dir.
+
+    simple_save refuses a directory that exists, and deleting the previous
+    export first would leave nothing in its place if the run died while saving.
+    So the model is saved into the staging directory, then swapped into place.
+
+    Args:
+        sess: the session holding the trained variables.
+        export_dir: absolute path of the export.
+        staging: the staging directory from prepare_export().
+        inputs: the placeholders, keyed by their signature keys.
+        logits: the output, saved under LOGITS_KEY.
+    """
+    new = os.path.join(staging, "new")
+    tf.saved_model.simple_save(sess, new, inputs, {LOGITS_KEY: logits})
+    swap_into_place(new, export_dir, staging)
+
+
+def restore(sess, export_dir):
+    """Loads the export into the session's graph and finds what the lesson needs.
+
+    Args:
+        sess: a session on a new, empty graph.
+        export_dir: the SavedModel directory.
+
+    Returns:
+        inputs: the restored placeholders, keyed by their signature keys.
+        init_op: the restored iterator's initializer.
+        logits: the restored output tensor.
+    """
+    meta_graph = tf.saved_model.loader.load(sess, [SERVE_TAG], export_dir)
+    # simple_save recorded which tensors are the inputs and outputs: ask its
+    # signature rather than hard-coding names such as dense/BiasAdd:0.
+    signature = meta_graph.signature_def[SIGNATURE_KEY]
+    graph = sess.graph
+    inputs = {key: graph.get_tensor_by_name(info.name) for key, info in signature.inputs.items()}
+    logits = graph.get_tensor_by_name(signature.outputs[LOGITS_KEY].name)
+    # The restored logits are computed from the restored iterator's get_next(),
+    # so it is the restored iterator that must be initialized. Initializing a
+    # new one leaves it untouched and fetching the logits fails with
+    # FailedPreconditionError. Its initializer is found by the name it was saved with.
+    init_op = graph.get_operation_by_name(DATASET_INIT)
+    return inputs, init_op, logits
+
+
+def infer_restored(export_dir, features, labels, batch_size):
+    """Loads the export into a fresh graph and infers every batch through its iterator.
+
+    Args:
+        export_dir: the SavedModel directory.
+        features, labels: the data set, as from make_data().
+        batch_size: number of samples per batch.
+
+    Returns:
+        The logits of each batch, a list of arrays.
+    """
+    with tf.Graph().as_default() as graph, new_session(graph) as sess:
+        inputs, init_op, logits = restore(sess, export_dir)
+        feed_dict = make_feed(inputs, features, labels, batch_size)
+        return list(iterate(sess, init_op, feed_dict, logits))
+
+
+def inferences_match(expected, restored):
+    """Tells whether two lists of per-batch logits are exactly equal.
+
+    Args:
+        expected: logits from the trained model, one array per batch.
+        restored: logits from the restored model, one array per batch.
+
+    Returns:
+        True when both have the same batches with bit-identical values; a
+        missing or extra batch is a mismatch.
+    """
+    if len(expected) != len(restored):
+        return False
+    return all(np.array_equal(e, r) for e, r in zip(expected, restored))
+
+
+def train_and_export(export_dir, staging):
+    """Builds the graph, trains the model, and exports it.
+
+    Args:
+        export_dir: absolute path of the export.
+        staging: the staging directory from prepare_export().
+
+    Returns:
+        The logits of each batch of the final inference, a list of arrays.
+    """
+    features, labels = make_data()
+    with tf.Graph().as_default() as graph:
+        tf.set_random_seed(SEED)
+        inputs, init_op, next_features, next_labels = build_input_pipeline()
+        logits = build_model(next_features)
+        train_op = build_train_op(logits, next_labels)
+        with new_session(graph) as sess:
+            sess.run(tf.global_variables_initializer())
+            feed_dict = make_feed(inputs, features, labels, BATCH_SIZE)
+            inferred = train(sess, init_op, feed_dict, train_op, logits)
+            print(f"\nSaving to {os.path.relpath(export_dir)}")
+            export(sess, export_dir, staging, inputs, logits)
+    return inferred
+
+
+def parse_args(argv=None):
+    """Parses the command line.
+
+    Args:
+        argv: the arguments, sys.argv[1:] when None.
+
+    Returns:
+        The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--export-dir", default=EXPORT_DIR, help="where to write the SavedModel")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    """Trains, exports, restores and compares.
+
+    Args:
+        argv: the command-line arguments, sys.argv[1:] when None.
+
+    Returns:
+        The exit status: 0 when the inferences match, 1 when they do not, 2 on
+        bad input.
+    """
+    args = parse_args(argv)
+    export_dir = os.path.abspath(args.export_dir)
+    try:
+        staging = prepare_export(export_dir)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        inferred = train_and_export(export_dir, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    print(f"\nRestoring from {args.export_dir}")
+    features, labels = make_data()
+    restored = infer_restored(export_dir, features, labels, BATCH_SIZE)
+    for value in restored:
+        print(f"Restored values: {value[0]}")
+
+    match = inferences_match(inferred, restored)
+    print(f"\nInferences match: {match}")
+    return 0 if match else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
