@@ -299,9 +299,9 @@ def clean_up_killed_runs(export_dir):
     still in progress are left alone.
 
     Args:
-        export_dir: absolute path of the export.
+        export_dir: path of the export.
     """
-    parent = os.path.dirname(export_dir)
+    parent = os.path.dirname(os.path.abspath(export_dir))
     prefix = staging_prefix(export_dir)
     for name in sorted(os.listdir(parent)):
         pid = name[len(prefix) :].split("-")[0]
@@ -320,7 +320,7 @@ def prepare_export(export_dir):
     Called before training, so that a refusal does not come after the wait.
 
     Args:
-        export_dir: absolute path of the export.
+        export_dir: path of the export.
 
     Returns:
         The staging directory, in the same parent as export_dir.
@@ -328,7 +328,7 @@ def prepare_export(export_dir):
     Raises:
         UsageError: export_dir is not ours to replace, or its folder is unusable.
     """
-    parent = os.path.dirname(export_dir)
+    parent = os.path.dirname(os.path.abspath(export_dir))
     if not os.path.isdir(parent):
         raise UsageError(f"cannot export to {export_dir}: folder {parent} does not exist")
     if os.path.lexists(export_dir) and not is_saved_model(export_dir):
@@ -352,7 +352,7 @@ def swap_into_place(new, export_dir, staging):
 
     Args:
         new: the complete new export, inside staging.
-        export_dir: absolute path of the export.
+        export_dir: path of the export.
         staging: the staging directory, which receives the old export.
     """
     if os.path.lexists(export_dir):
@@ -369,7 +369,7 @@ def export(sess, export_dir, staging, inputs, logits):
 
     Args:
         sess: the session holding the trained variables.
-        export_dir: absolute path of the export.
+        export_dir: path of the export.
         staging: the staging directory from prepare_export().
         inputs: the placeholders, keyed by their signature keys.
         logits: the output, saved under LOGITS_KEY.
@@ -443,7 +443,7 @@ def train_and_export(export_dir, staging):
     """Builds the graph, trains the model, and exports it.
 
     Args:
-        export_dir: absolute path of the export.
+        export_dir: path of the export.
         staging: the staging directory from prepare_export().
 
     Returns:
@@ -459,7 +459,7 @@ def train_and_export(export_dir, staging):
             sess.run(tf.global_variables_initializer())
             feed_dict = make_feed(inputs, features, labels, BATCH_SIZE)
             inferred = train(sess, init_op, feed_dict, train_op, logits)
-            print(f"\nSaving to {os.path.relpath(export_dir)}")
+            print(f"\nSaving to {export_dir}")
             export(sess, export_dir, staging, inputs, logits)
     return inferred
 
@@ -496,7 +496,7 @@ def main(argv=None):
     if hasattr(gc, "freeze"):  # Python 3.7 and later.
         gc.freeze()
     args = parse_args(argv)
-    export_dir = os.path.abspath(args.export_dir)
+    export_dir = os.path.normpath(args.export_dir)
     try:
         staging = prepare_export(export_dir)
     except UsageError as error:
@@ -507,7 +507,7 @@ def main(argv=None):
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
-    print(f"\nRestoring from {args.export_dir}")
+    print(f"\nRestoring from {export_dir}")
     features, labels = make_data()
     restored = infer_restored(export_dir, features, labels, BATCH_SIZE)
     for value in restored:

@@ -1,0 +1,57 @@
+"""Shared helpers: run the script as a user does, and import it for finer tests."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "save_and_restore.py")
+README = os.path.join(ROOT, "README.md")
+
+sys.path.insert(0, ROOT)
+
+# What TensorFlow 2.21 itself prints on stderr whatever the script does: the
+# notes its C++ side logs while it is imported, before any setting can take
+# effect, and the CUDA driver probe that fails on machines without an NVIDIA
+# driver. Anything else on stderr comes from the script.
+TF_NOTICES = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
+    r"|I\d{4} [\d:. ]+\d+ (port|cudart_stub|cpu_feature_guard)\.cc:\d+\] "
+    r"|To enable the following instructions: "
+    r"|E\d{4} [\d:. ]+\d+ cuda_platform\.cc:\d+\] failed call to cuInit: "
+)
+
+
+def script_stderr(stderr):
+    """Returns the stderr lines that are not TensorFlow's own start-up notices."""
+    return [line for line in stderr.splitlines() if line and not TF_NOTICES.match(line)]
+
+
+def run_script(cwd, *args, timeout=600):
+    """Runs `python save_and_restore.py ARGS` in cwd, as a user would."""
+    return subprocess.run(
+        [sys.executable, SCRIPT] + list(args),
+        cwd=str(cwd),
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory):
+    """One default run of the script in a fresh folder: (folder, CompletedProcess)."""
+    folder = tmp_path_factory.mktemp("full_run")
+    return folder, run_script(folder)
+
+
+@pytest.fixture(scope="session")
+def sar():
+    """The script, imported as a module."""
+    import save_and_restore
+
+    return save_and_restore
