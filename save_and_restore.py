@@ -39,10 +39,13 @@ import numpy as np
 # TensorFlow 2.16 and later ship Keras 3, which dropped the TF1 layers this graph
 # is made of (tf.nn.rnn_cell.GRUCell, tf.layers.dense). They live on in the
 # `tf-keras` package, which TensorFlow uses only when TF_USE_LEGACY_KERAS=1 is set
-# before TensorFlow is imported. Set it only where tf-keras is installed: TF 2.15
-# and older bundle Keras 2 and break if the variable points them at a missing one.
+# before TensorFlow is imported. Set it only where tf-keras is installed, and
+# clear it where not: TF 2.15 and older bundle Keras 2, and break if the variable
+# points them at a missing tf-keras.
 if importlib.util.find_spec("tf_keras") is not None:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+else:
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)
 
 # TensorFlow's C++ side logs informational notes (about MLIR passes, CPU
 # instructions) on stderr; level 1 hides those and keeps warnings and errors.
