@@ -14,15 +14,21 @@ restored one, which stays uninitialized, and TensorFlow fails with
 "FailedPreconditionError: GetNext() failed because the iterator has not been
 initialized".
 
+The export also serves without the iterator: its input `features` can be fed
+directly, as `saved_model_cli run` and TensorFlow Serving do.
+
 Runs on TensorFlow 2.12 to 2.21 through `tf.compat.v1` (with the `tf-keras`
 package from 2.16 on), and unchanged on TensorFlow 1.8.
 
 Usage:
 
-    python3 save_and_restore.py [--export-dir simple]
+    python3 save_and_restore.py                 # train, export, restore, compare
+    python3 save_and_restore.py --restore-only  # restore and compare in a new process
+    python3 save_and_restore.py --show-pitfall  # also show the FailedPreconditionError
 
-Writes the SavedModel to ./simple (saved_model.pb and variables/). Exits 0 when
-the restored inferences match the trained model's, 1 when they do not.
+Writes the SavedModel to ./simple (saved_model.pb, variables/, and the final
+inference in assets.extra/expected_logits.npy). Exits 0 when the restored
+inferences match, 1 when they do not, 2 on bad input.
 """
 
 import argparse
@@ -86,6 +92,12 @@ FEATURES_KEY = "features_data_ph"
 LABELS_KEY = "labels_data_ph"
 DATASET_INIT = "dataset_init"  # The iterator's initializer op.
 LOGITS_KEY = "logits"  # Signature output key; the tensor itself is dense/BiasAdd:0.
+# The model's input: a batch from the iterator, unless a batch is fed here
+# directly, as saved_model_cli and TF Serving do. Also a signature input key.
+SERVING_FEATURES_KEY = "features"
+# The final inference, saved next to the model to check a later restore against.
+# assets.extra/ is where a SavedModel keeps files TensorFlow does not load.
+EXPECTED_LOGITS = os.path.join("assets.extra", "expected_logits.npy")
 # A new export is written beside the old one, in .simple.save_and_restore-<pid>-*,
 # then swapped into place.
 STAGING_TAG = ".save_and_restore-"
@@ -102,6 +114,11 @@ GRU_UNITS = 10
 BATCH_SIZE = 32
 EPOCHS = 2
 LEARNING_RATE = 1e-2
+# How close restored logits must be to the expected ones when they may come
+# from another process or machine, or from batches of another size: the last
+# bits of float32 sums can differ. Within one run, on the same batches, they
+# must be identical.
+TOLERANCE = 1e-6
 
 
 def make_data(seed=SEED):
@@ -121,12 +138,14 @@ def make_data(seed=SEED):
 
 
 def build_input_pipeline():
-    """Builds placeholders -> Dataset -> reinitializable Iterator.
+    """Builds placeholders -> Dataset -> reinitializable Iterator -> model input.
 
     Returns:
-        inputs: the three placeholders, keyed by their names.
+        inputs: the three placeholders, keyed by their names, and the model's
+            input, keyed by SERVING_FEATURES_KEY.
         init_op: the iterator's initializer, named DATASET_INIT.
-        features: the features of the next batch.
+        features: the model's input: the next batch's features, or a batch fed
+            directly in their place.
         labels: the labels of the next batch.
     """
     batch_size = tf.placeholder(tf.int64, [], name=BATCH_SIZE_KEY)
@@ -137,8 +156,18 @@ def build_input_pipeline():
     # A fixed name is what lets the restore side find this op in the loaded graph.
     init_op = iterator.make_initializer(dataset, name=DATASET_INIT)
     next_features, next_labels = iterator.get_next()
-    inputs = {BATCH_SIZE_KEY: batch_size, FEATURES_KEY: features, LABELS_KEY: labels}
-    return inputs, init_op, next_features, next_labels
+    # Without a feed this is the iterator's batch; fed, it bypasses the iterator,
+    # so a server can run the export without knowing about iterators.
+    model_input = tf.placeholder_with_default(
+        next_features, [None, None, NUM_FEATURES], name=SERVING_FEATURES_KEY
+    )
+    inputs = {
+        BATCH_SIZE_KEY: batch_size,
+        FEATURES_KEY: features,
+        LABELS_KEY: labels,
+        SERVING_FEATURES_KEY: model_input,
+    }
+    return inputs, init_op, model_input, next_labels
 
 
 def build_model(features):
@@ -363,7 +392,7 @@ def swap_into_place(new, export_dir, staging):
     os.rename(new, export_dir)
 
 
-def export(sess, export_dir, staging, inputs, logits):
+def export(sess, export_dir, staging, inputs, logits, inferred):
     """Writes the model with simple_save and puts it in place at export_dir.
 
     simple_save refuses a directory that exists, and deleting the previous
@@ -374,11 +403,14 @@ def export(sess, export_dir, staging, inputs, logits):
         sess: the session holding the trained variables.
         export_dir: path of the export.
         staging: the staging directory from prepare_export().
-        inputs: the placeholders, keyed by their signature keys.
+        inputs: the input tensors, keyed by their signature keys.
         logits: the output, saved under LOGITS_KEY.
+        inferred: the final inference, saved as EXPECTED_LOGITS.
     """
     new = os.path.join(staging, "new")
     tf.saved_model.simple_save(sess, new, inputs, {LOGITS_KEY: logits})
+    os.mkdir(os.path.join(new, os.path.dirname(EXPECTED_LOGITS)))
+    np.save(os.path.join(new, EXPECTED_LOGITS), np.concatenate(inferred))
     swap_into_place(new, export_dir, staging)
 
 
@@ -390,7 +422,7 @@ def restore(sess, export_dir):
         export_dir: the SavedModel directory.
 
     Returns:
-        inputs: the restored placeholders, keyed by their signature keys.
+        inputs: the restored input tensors, keyed by their signature keys.
         init_op: the restored iterator's initializer.
         logits: the restored output tensor.
     """
@@ -426,45 +458,109 @@ def infer_restored(export_dir, features, labels, batch_size):
         return list(iterate(sess, init_op, feed_dict, logits))
 
 
-def inferences_match(expected, restored):
-    """Tells whether two lists of per-batch logits are exactly equal.
+def show_pitfall(export_dir, features, labels, batch_size):
+    """Makes the original post's mistake: initializes a new iterator, not the restored one.
 
     Args:
-        expected: logits from the trained model, one array per batch.
-        restored: logits from the restored model, one array per batch.
+        export_dir: the SavedModel directory.
+        features, labels: the data set, as from make_data().
+        batch_size: number of samples per batch.
 
     Returns:
-        True when both have the same batches with bit-identical values; a
-        missing or extra batch is a mismatch.
+        The line of TensorFlow's FailedPreconditionError that says what failed,
+        or None if fetching the logits did not fail.
     """
-    if len(expected) != len(restored):
+    with tf.Graph().as_default() as graph, new_session(graph) as sess:
+        inputs, _, logits = restore(sess, export_dir)
+        # The mistake: a new Dataset and iterator over the restored placeholders.
+        dataset = tf.data.Dataset.from_tensor_slices((inputs[FEATURES_KEY], inputs[LABELS_KEY]))
+        iterator = dataset.batch(inputs[BATCH_SIZE_KEY]).make_initializable_iterator()
+        sess.run(iterator.initializer, feed_dict=make_feed(inputs, features, labels, batch_size))
+        try:
+            sess.run(logits)
+        except tf.errors.FailedPreconditionError as error:
+            lines = error.message.splitlines()
+            return next((line for line in lines if "GetNext()" in line), lines[0])
+    return None
+
+
+def inferences_match(expected, restored, tolerance=0.0):
+    """Tells whether restored logits are those expected, sample by sample.
+
+    Args:
+        expected: the expected logits, a list of per-batch arrays.
+        restored: the restored model's logits, a list of per-batch arrays,
+            possibly in batches of another size.
+        tolerance: the largest difference allowed; 0 asks for identical values.
+
+    Returns:
+        True when both hold the same samples with values that agree; a missing
+        or extra batch is a mismatch.
+    """
+    expected, restored = np.concatenate(expected), np.concatenate(restored)
+    if expected.shape != restored.shape:
         return False
-    return all(np.array_equal(e, r) for e, r in zip(expected, restored))
+    return bool(np.all(np.abs(expected - restored) <= tolerance))
 
 
-def train_and_export(export_dir, staging):
+def load_expected(export_dir):
+    """Reads the final inference that the full run saved next to the model.
+
+    Args:
+        export_dir: the SavedModel directory.
+
+    Returns:
+        The expected logits of all samples, as a list of one array.
+
+    Raises:
+        UsageError: the export has no such file.
+    """
+    path = os.path.join(export_dir, EXPECTED_LOGITS)
+    if not os.path.isfile(path):
+        raise UsageError(f"{path} is missing: --restore-only needs an export made by this script")
+    return [np.load(path)]
+
+
+def train_and_export(export_dir):
     """Builds the graph, trains the model, and exports it.
 
     Args:
         export_dir: path of the export.
-        staging: the staging directory from prepare_export().
 
     Returns:
         The logits of each batch of the final inference, a list of arrays.
+
+    Raises:
+        UsageError: export_dir cannot be written (raised before training).
     """
+    staging = prepare_export(export_dir)
     features, labels = make_data()
-    with tf.Graph().as_default() as graph:
-        tf.set_random_seed(SEED)
-        inputs, init_op, next_features, next_labels = build_input_pipeline()
-        logits = build_model(next_features)
-        train_op = build_train_op(logits, next_labels)
-        with new_session(graph) as sess:
-            sess.run(tf.global_variables_initializer())
-            feed_dict = make_feed(inputs, features, labels, BATCH_SIZE)
-            inferred = train(sess, init_op, feed_dict, train_op, logits)
-            print(f"\nSaving to {export_dir}")
-            export(sess, export_dir, staging, inputs, logits)
+    try:
+        with tf.Graph().as_default() as graph:
+            tf.set_random_seed(SEED)
+            inputs, init_op, model_input, next_labels = build_input_pipeline()
+            logits = build_model(model_input)
+            train_op = build_train_op(logits, next_labels)
+            with new_session(graph) as sess:
+                sess.run(tf.global_variables_initializer())
+                feed_dict = make_feed(inputs, features, labels, BATCH_SIZE)
+                inferred = train(sess, init_op, feed_dict, train_op, logits)
+                print(f"\nSaving to {export_dir}")
+                export(sess, export_dir, staging, inputs, logits, inferred)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return inferred
+
+
+def positive_int(text):
+    """Parses a command-line value that must be a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text!r}")
+    return value
 
 
 def parse_args(argv=None):
@@ -480,19 +576,48 @@ def parse_args(argv=None):
         description=__doc__.splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--export-dir", default=EXPORT_DIR, help="where to write the SavedModel")
+    parser.add_argument("--export-dir", default=EXPORT_DIR, help="the SavedModel directory")
+    parser.add_argument(
+        "--restore-only",
+        action="store_true",
+        help="do not train: restore the export and check it gives the saved final inference",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=BATCH_SIZE,
+        help="batch size of the restored model's iterator",
+    )
+    parser.add_argument(
+        "--show-pitfall",
+        action="store_true",
+        help="after saving, initialize a new iterator instead of the restored one, and "
+        "show the FailedPreconditionError that follows",
+    )
     return parser.parse_args(argv)
 
 
+def explain_pitfall(message):
+    """Prints what show_pitfall() found, and why."""
+    print("\nThe pitfall: restored the export, then initialized a new iterator")
+    if message is None:
+        print("Fetching the restored logits did not fail.")
+        return
+    print(f"FailedPreconditionError: {message}")
+    print("Why: the new iterator is not the one the model reads from. The restored")
+    print("logits are computed from the restored graph's own iterator, which nobody")
+    print(f"initialized. The fix: initialize the restored one, found by its name, {DATASET_INIT}.")
+
+
 def main(argv=None):
-    """Trains, exports, restores and compares.
+    """Trains, exports, restores and compares; or only restores and compares.
 
     Args:
         argv: the command-line arguments, sys.argv[1:] when None.
 
     Returns:
-        The exit status: 0 when the inferences match, 1 when they do not, 2 on
-        bad input.
+        The exit status: 0 when the inferences match (and, with --show-pitfall,
+        the pitfall reproduced), 1 when they do not, 2 on bad input.
     """
     # Importing TensorFlow leaves about a million Python objects behind; freezing
     # them spares each later garbage collection from scanning them all again.
@@ -500,24 +625,31 @@ def main(argv=None):
         gc.freeze()
     args = parse_args(argv)
     export_dir = os.path.normpath(args.export_dir)
+    features, labels = make_data()
+    pitfall = None
     try:
-        staging = prepare_export(export_dir)
+        if args.restore_only:
+            expected = load_expected(export_dir)
+            tolerance = TOLERANCE
+        else:
+            expected = train_and_export(export_dir)
+            tolerance = 0.0 if args.batch_size == BATCH_SIZE else TOLERANCE
+            if args.show_pitfall:
+                pitfall = show_pitfall(export_dir, features, labels, args.batch_size)
+                explain_pitfall(pitfall)
+            print()
+        print(f"Restoring from {export_dir}")
+        restored = infer_restored(export_dir, features, labels, args.batch_size)
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    try:
-        inferred = train_and_export(export_dir, staging)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-    print(f"\nRestoring from {export_dir}")
-    features, labels = make_data()
-    restored = infer_restored(export_dir, features, labels, BATCH_SIZE)
     for value in restored:
         print(f"Restored values: {value[0]}")
 
-    match = inferences_match(inferred, restored)
+    match = inferences_match(expected, restored, tolerance)
     print(f"\nInferences match: {match}")
+    if args.show_pitfall and pitfall is None:
+        return 1
     return 0 if match else 1
 
 

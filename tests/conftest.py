@@ -25,6 +25,12 @@ TF_NOTICES = re.compile(
 )
 
 
+def read(path):
+    """The text of a file."""
+    with open(path) as file:
+        return file.read()
+
+
 def script_stderr(stderr):
     """Returns the stderr lines that are not TensorFlow's own start-up notices."""
     return [line for line in stderr.splitlines() if line and not TF_NOTICES.match(line)]

@@ -7,15 +7,10 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import README, ROOT, SCRIPT, run_script, script_stderr
+from conftest import README, ROOT, SCRIPT, read, run_script, script_stderr
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 ARRAY = re.compile(r"\[([^\]]*)\]")
-
-
-def read(path):
-    with open(path) as file:
-        return file.read()
 
 
 def values(line):

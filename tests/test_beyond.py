@@ -1,0 +1,196 @@
+"""Past the original: restore in another process, the pitfall on demand, serving."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from conftest import README, TF_NOTICES, read, run_script
+
+EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
+GETNEXT_ERROR = "GetNext() failed because the iterator has not been initialized"
+
+
+def after(stdout, marker):
+    """The lines of stdout that contain marker, with the text after it."""
+    return [line.split(marker, 1)[1] for line in stdout.splitlines() if marker in line]
+
+
+def parse(text):
+    return np.array([float(x) for x in text.strip("[] ").split()])
+
+
+def test_restore_only_prints_the_full_runs_final_inference(full_run):
+    folder, full = full_run
+    result = run_script(folder, "--restore-only")
+    assert result.returncode == 0, result.stderr
+    restored = after(result.stdout, "Restored values: ")
+    assert len(restored) == 2
+    assert restored == after(full.stdout, "Final inference | Sample value: ")
+    assert result.stdout.rstrip().splitlines()[-1] == "Inferences match: True"
+    assert "Epoch" not in result.stdout and "Saving" not in result.stdout
+
+
+def test_full_run_saves_its_final_inference_next_to_the_model(full_run):
+    folder, full = full_run
+    expected = np.load(str(folder / EXPECTED))
+    assert expected.shape == (64, 5) and expected.dtype == np.float32
+    final = [parse(text) for text in after(full.stdout, "Final inference | Sample value: ")]
+    np.testing.assert_allclose(final, expected[[0, 32]], atol=1e-7)
+
+
+def test_restore_only_serves_any_batch_size(full_run):
+    folder, _ = full_run
+    expected = np.load(str(folder / EXPECTED))
+    for batch_size, batches in [("5", 13), ("64", 1), ("1", 64)]:
+        result = run_script(folder, "--restore-only", "--batch-size", batch_size)
+        assert result.returncode == 0, result.stderr
+        restored = [parse(text) for text in after(result.stdout, "Restored values: ")]
+        assert len(restored) == batches
+        firsts = expected[:: int(batch_size)]
+        np.testing.assert_allclose(restored, firsts, atol=1e-6)
+        assert result.stdout.rstrip().endswith("Inferences match: True")
+
+
+def test_restore_only_exits_1_when_the_expectation_differs(full_run, tmp_path):
+    folder, _ = full_run
+    shutil.copytree(str(folder / "simple"), str(tmp_path / "simple"))
+    expected = np.load(str(folder / EXPECTED))
+    altered = expected.copy()
+    altered[40, 2] += 1e-4  # A sample in the second batch, not one printed.
+    for wrong in (altered, expected[:-1]):  # A changed value; a missing sample.
+        np.save(str(tmp_path / EXPECTED), wrong)
+        result = run_script(tmp_path, "--restore-only")
+        assert result.returncode == 1, result.stderr
+        assert result.stdout.rstrip().splitlines()[-1] == "Inferences match: False"
+    np.save(str(tmp_path / EXPECTED), expected)
+    assert run_script(tmp_path, "--restore-only").returncode == 0
+
+
+def test_show_pitfall_reproduces_the_error_then_does_it_right(tmp_path):
+    result = run_script(tmp_path, "--show-pitfall")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"FailedPreconditionError: {GETNEXT_ERROR}" in out
+    assert "Why: the new iterator is not the one the model reads from" in out
+    assert "found by its name, dataset_init" in out
+    assert out.index(GETNEXT_ERROR) < out.index("Restoring from simple")
+    assert len(after(out, "Restored values: ")) == 2
+    assert out.rstrip().splitlines()[-1] == "Inferences match: True"
+    assert "Traceback" not in result.stderr
+    # TensorFlow itself logs the failed GetNext() as a warning; nothing else.
+    for line in result.stderr.splitlines():
+        assert TF_NOTICES.match(line) or "local_rendezvous" in line or "IteratorGetNext" in line
+
+
+def saved_model_cli(*args):
+    """Runs the saved_model_cli installed with TensorFlow, next to this Python."""
+    command = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    return subprocess.run(
+        [command] + list(args), capture_output=True, text=True, check=False, timeout=600
+    )
+
+
+def serve(export_dir, folder, **inputs):
+    """Runs the export with saved_model_cli on the given arrays; returns the logits."""
+    for key, value in inputs.items():
+        np.save(str(folder / f"{key}.npy"), value)
+    feeds = ";".join(f"{key}={folder / key}.npy" for key in inputs)
+    outdir = folder / "out"
+    shutil.rmtree(str(outdir), ignore_errors=True)
+    result = saved_model_cli(
+        "run",
+        "--dir",
+        export_dir,
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--inputs",
+        feeds,
+        "--outdir",
+        str(outdir),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return np.load(str(outdir / "logits.npy"))
+
+
+def test_saved_model_cli_serves_the_export_without_the_iterator(full_run, sar, tmp_path):
+    folder, _ = full_run
+    export_dir = str(folder / "simple")
+    rng = np.random.RandomState(1)  # Inputs the model has never seen.
+    for n in (3, 17):
+        features = rng.randn(n, 10, 30).astype(np.float32)
+        served = serve(export_dir, tmp_path, features=features)
+        assert served.shape == (n, 5)
+        labels = np.zeros((n, 5), np.int32)  # The iterator needs some; the model ignores them.
+        (through_iterator,) = sar.infer_restored(export_dir, features, labels, n)
+        np.testing.assert_allclose(served, through_iterator, atol=1e-6)
+        # As TF Serving wants it: every signature input sent, the iterator's
+        # with placeholder values. The logits are the same.
+        served_all = serve(
+            export_dir,
+            tmp_path,
+            features=features,
+            batch_size_ph=np.int64(1),
+            features_data_ph=np.zeros((0, 10, 30), np.float32),
+            labels_data_ph=np.zeros((0, 5), np.int32),
+        )
+        np.testing.assert_array_equal(served_all, served)
+
+
+def test_the_original_restore_code_still_works_on_the_export(full_run, sar):
+    folder, _ = full_run
+    tf = sar.tf
+    features, labels = sar.make_data()
+    expected = np.load(str(folder / EXPECTED))
+    # The original post's restore side, names and all.
+    graph2 = tf.Graph()
+    with graph2.as_default(), tf.Session(graph=graph2) as sess:
+        tf.saved_model.loader.load(sess, ["serve"], str(folder / "simple"))
+        labels_data_ph = graph2.get_tensor_by_name("labels_data_ph:0")
+        features_data_ph = graph2.get_tensor_by_name("features_data_ph:0")
+        batch_size_ph = graph2.get_tensor_by_name("batch_size_ph:0")
+        restored_logits = graph2.get_tensor_by_name("dense/BiasAdd:0")
+        dataset_init_op = graph2.get_operation_by_name("dataset_init")
+        sess.run(
+            dataset_init_op,
+            feed_dict={features_data_ph: features, labels_data_ph: labels, batch_size_ph: 32},
+        )
+        restored = [sess.run(restored_logits) for _ in range(2)]
+    np.testing.assert_allclose(np.concatenate(restored), expected, atol=1e-6)
+
+
+def test_signature_keeps_the_original_keys_and_adds_features(full_run, sar):
+    folder, _ = full_run
+    tf = sar.tf
+    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
+        meta_graph = tf.saved_model.loader.load(sess, ["serve"], str(folder / "simple"))
+    signature = meta_graph.signature_def["serving_default"]
+    assert {key: info.name for key, info in signature.inputs.items()} == {
+        "batch_size_ph": "batch_size_ph:0",
+        "features_data_ph": "features_data_ph:0",
+        "labels_data_ph": "labels_data_ph:0",
+        "features": "features:0",
+    }
+    assert {key: info.name for key, info in signature.outputs.items()} == {
+        "logits": "dense/BiasAdd:0"
+    }
+
+
+def test_readme_restore_program_prints_the_final_inference(full_run):
+    folder, full = full_run
+    readme = read(README)
+    section = readme.split("## Restoring in another program", 1)[1].split("\n## ", 1)[0]
+    program = section.split("```python\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=str(folder),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == after(full.stdout, "Final inference | Sample value: ")
