@@ -1,0 +1,252 @@
+"""Never lose a user's files; one clear line for every bad input."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import SCRIPT, run_script, script_stderr
+
+
+def snapshot(path):
+    """Every file and folder under path (or path itself), with the bytes of each file."""
+    if os.path.isfile(path):
+        with open(path, "rb") as file:
+            return {".": file.read()}
+    tree = {}
+    for folder, dirs, files in os.walk(path):
+        for name in dirs:
+            tree[os.path.relpath(os.path.join(folder, name), path)] = "dir"
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as file:
+                tree[os.path.relpath(os.path.join(folder, name), path)] = file.read()
+    return tree
+
+
+def assert_refused(result, *words):
+    """Exit 2, nothing on stdout past the restore header, one line on stderr naming words."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = script_stderr(result.stderr)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert "Sample value" not in result.stdout  # Refused before any training.
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", ["folder with a file", "empty folder", "file"])
+def test_a_users_simple_is_left_exactly_as_it_is(tmp_path, kind):
+    target = tmp_path / "simple"
+    if kind == "file":
+        target.write_bytes(b"my notes\n")
+    else:
+        target.mkdir()
+        if kind == "folder with a file":
+            (target / "thesis.tex").write_bytes(b"\\documentclass{article}\n")
+            (target / "saved_models").mkdir()
+    before = snapshot(str(target))
+    line = assert_refused(run_script(tmp_path), "simple", "not a SavedModel", "--export-dir")
+    assert "remove it yourself" in line
+    assert snapshot(str(target)) == before
+    assert sorted(os.listdir(str(tmp_path))) == ["simple"]  # Nothing temporary left.
+
+
+def test_a_second_run_replaces_the_first_and_leaves_nothing_else(tmp_path):
+    first = run_script(tmp_path)
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "simple" / "variables" / "marker").write_bytes(b"from the first run")
+    second = run_script(tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert sorted(os.listdir(str(tmp_path))) == ["simple"]
+    assert not (tmp_path / "simple" / "variables" / "marker").exists()
+    assert sorted(os.listdir(str(tmp_path / "simple"))) == [
+        "assets.extra",
+        "saved_model.pb",
+        "variables",
+    ]
+
+
+def test_sigkill_during_the_export_never_leaves_a_broken_export(tmp_path):
+    assert run_script(tmp_path).returncode == 0
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    states = []
+    for delay in (0.0, 0.005, 0.01, 0.02, 0.04, 0.07, 0.12, 0.25):
+        process = subprocess.Popen(
+            [sys.executable, SCRIPT],
+            cwd=str(tmp_path),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for line in process.stdout:
+            if line.startswith("Saving to"):
+                break
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        # What the killed run left: its staging folder, and how far it got in it.
+        left = [name for name in os.listdir(str(tmp_path)) if name != "simple"]
+        states.append(sorted(os.listdir(str(tmp_path / left[0]))) if left else None)
+        # Whatever the moment, the export loads and gives the saved inference.
+        check = run_script(tmp_path, "--restore-only")
+        assert check.returncode == 0, (delay, check.stderr[-2000:])
+        assert check.stdout.rstrip().endswith("Inferences match: True")
+    # Some kills did land while the new export was being written.
+    assert ["new"] in states, states
+    # A later full run cleans up whatever the killed runs left.
+    assert run_script(tmp_path).returncode == 0
+    assert sorted(os.listdir(str(tmp_path))) == ["simple"]
+
+
+def test_a_swap_cut_between_its_two_renames_is_repaired(full_run, sar, tmp_path):
+    folder, _ = full_run
+    export_dir = str(tmp_path / "simple")
+    # What a run killed between the renames leaves: no export, the old one and
+    # the complete new one in its staging folder, and a process that is gone.
+    staging = tmp_path / ".simple.save_and_restore-999999999-abc"
+    shutil.copytree(str(folder / "simple"), str(staging / "old"))
+    shutil.copytree(str(folder / "simple"), str(staging / "new"))
+    new_files = snapshot(str(staging / "new"))
+    result = run_script(tmp_path, "--restore-only")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(str(tmp_path))) == ["simple"]
+    assert snapshot(export_dir) == new_files
+
+
+def test_a_staging_folder_of_a_live_run_is_left_alone(sar, tmp_path):
+    staging = tmp_path / f".simple.save_and_restore-{os.getpid()}-abc"
+    staging.mkdir()
+    sar.clean_up_killed_runs(str(tmp_path / "simple"))
+    assert staging.exists()
+    sar.clean_up_killed_runs(str(tmp_path / "other"))  # Another export's name.
+    assert staging.exists()
+
+
+def test_restore_only_on_a_missing_path(tmp_path):
+    assert_refused(run_script(tmp_path, "--restore-only"), "simple does not exist")
+    (tmp_path / "model").write_bytes(b"")
+    args = ["--restore-only", "--export-dir", "model"]
+    assert_refused(run_script(tmp_path, *args), "model is not a directory")
+
+
+def test_restore_only_on_an_empty_folder(tmp_path):
+    (tmp_path / "simple").mkdir()
+    assert_refused(run_script(tmp_path, "--restore-only"), "simple is empty")
+
+
+def broken_copy(full_run, tmp_path):
+    folder, _ = full_run
+    copy = tmp_path / "simple"
+    shutil.copytree(str(folder / "simple"), str(copy))
+    return copy
+
+
+def test_restore_only_on_an_export_without_saved_model_pb(full_run, tmp_path):
+    (broken_copy(full_run, tmp_path) / "saved_model.pb").unlink()
+    assert_refused(run_script(tmp_path, "--restore-only"), "simple has no saved_model.pb")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_restore_only_on_a_corrupt_saved_model_pb(full_run, tmp_path, damage):
+    pb = broken_copy(full_run, tmp_path) / "saved_model.pb"
+    if damage == "truncated":
+        pb.write_bytes(pb.read_bytes()[:100])
+    else:
+        pb.write_bytes(b"\xff" * 1000)
+    assert_refused(run_script(tmp_path, "--restore-only"), "cannot load simple", "saved_model.pb")
+
+
+def test_restore_only_on_an_export_without_variables(full_run, tmp_path):
+    shutil.rmtree(str(broken_copy(full_run, tmp_path) / "variables"))
+    assert_refused(run_script(tmp_path, "--restore-only"), "simple has no variables/")
+
+
+def test_restore_only_on_a_corrupt_expectation(full_run, tmp_path):
+    expected = broken_copy(full_run, tmp_path) / "assets.extra" / "expected_logits.npy"
+    expected.write_bytes(b"not numpy")
+    assert_refused(run_script(tmp_path, "--restore-only"), "cannot read", "expected_logits.npy")
+    expected.unlink()
+    assert_refused(run_script(tmp_path, "--restore-only"), "expected_logits.npy is missing")
+
+
+def save_foreign_model(sar, export_dir, tags=("serve",), inputs=("x",)):
+    """Writes a small SavedModel that is not this tutorial's."""
+    tf = sar.tf
+    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
+        placeholders = {name: tf.placeholder(tf.float32, name=name) for name in inputs}
+        weight = tf.Variable(2.0)
+        output = tf.add_n(list(placeholders.values())) * weight
+        sess.run(tf.global_variables_initializer())
+        builder = tf.saved_model.builder.SavedModelBuilder(export_dir)
+        signature = tf.saved_model.signature_def_utils.predict_signature_def(
+            placeholders, {"logits": output}
+        )
+        builder.add_meta_graph_and_variables(
+            sess, list(tags), signature_def_map={"serving_default": signature}
+        )
+        builder.save()
+
+
+def test_restore_only_on_a_savedmodel_without_the_serve_tag(sar, tmp_path):
+    save_foreign_model(sar, str(tmp_path / "simple"), tags=("train",))
+    assert_refused(run_script(tmp_path, "--restore-only"), "cannot load simple", "'serve'")
+
+
+def test_restore_only_on_a_savedmodel_without_the_expected_signature(sar, tmp_path):
+    save_foreign_model(sar, str(tmp_path / "simple"))
+    assert_refused(
+        run_script(tmp_path, "--restore-only"),
+        "signature lacks batch_size_ph, features_data_ph, labels_data_ph",
+        "not an export of this tutorial",
+    )
+
+
+def test_restore_only_on_a_savedmodel_without_dataset_init(sar, tmp_path):
+    keys = ("batch_size_ph", "features_data_ph", "labels_data_ph")
+    save_foreign_model(sar, str(tmp_path / "simple"), inputs=keys)
+    line = assert_refused(run_script(tmp_path, "--restore-only"), "simple has no dataset_init")
+    assert "not an export of this tutorial" in line
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "abc", "2.5", ""])
+def test_batch_size_must_be_a_positive_integer(tmp_path, value):
+    line = assert_refused(run_script(tmp_path, "--restore-only", "--batch-size", value))
+    assert f"--batch-size: must be a positive integer, not {value!r}" in line
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_an_unknown_argument_is_one_line(tmp_path):
+    assert_refused(run_script(tmp_path, "--bogus"), "unrecognized arguments: --bogus")
+
+
+def test_export_dir_in_a_missing_folder(tmp_path):
+    line = assert_refused(run_script(tmp_path, "--export-dir", "nowhere/simple"))
+    assert "nowhere/simple" in line and "does not exist" in line
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_export_dir_in_a_folder_that_cannot_be_written(tmp_path):
+    # /proc refuses new entries even to root, unlike a folder with chmod 0o500.
+    line = assert_refused(run_script(tmp_path, "--export-dir", "/proc/simple"))
+    assert "cannot write in /proc" in line
+
+
+def test_restore_only_never_writes(full_run):
+    folder, _ = full_run
+    before = snapshot(str(folder))
+    assert run_script(folder, "--restore-only").returncode == 0
+    assert snapshot(str(folder)) == before
+
+
+def test_a_normal_run_leaves_no_temporary_folder(full_run):
+    folder, _ = full_run
+    assert sorted(os.listdir(str(folder))) == ["simple"]
+    expected = np.load(str(folder / "simple" / "assets.extra" / "expected_logits.npy"))
+    assert expected.shape == (64, 5)
