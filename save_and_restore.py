@@ -455,6 +455,8 @@ def load_export(sess, export_dir):
         return tf.saved_model.loader.load(sess, [SERVE_TAG], export_dir)
     except (OSError, RuntimeError, ValueError, tf.errors.OpError) as error:
         raise UsageError(f"cannot load {export_dir}: {first_sentence(error)}")
+    except KeyError as error:  # An op that this (older) TensorFlow does not have.
+        raise UsageError(f"cannot load {export_dir}: TensorFlow {tf.__version__} has no op {error}")
 
 
 def restore(sess, export_dir):
