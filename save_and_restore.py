@@ -279,8 +279,7 @@ def train(sess, init_op, feed_dict, train_op, logits):
             print(f"Epoch {epoch}, batch {batch} | Sample value: {value[0]}")
     inferred = []
     for batch, value in enumerate(iterate(sess, init_op, feed_dict, logits)):
-        line = "Epoch {}, batch {} | Final inference | Sample value: {}"
-        print(line.format(EPOCHS, batch, value[0]))
+        print(f"Epoch {EPOCHS}, batch {batch} | Final inference | Sample value: {value[0]}")
         inferred.append(value)
     return inferred
 
@@ -311,8 +310,8 @@ def staging_prefix(export_dir):
 
 def process_alive(pid):
     """Tells whether process pid may still be running (always yes off POSIX)."""
-    if os.name != "posix":
-        return False
+    if os.name != "posix":  # There, os.kill(pid, 0) would stop the process.
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -585,11 +584,12 @@ def load_expected(export_dir):
         raise UsageError(f"cannot read {path}: {first_sentence(error)}")
 
 
-def train_and_export(export_dir):
+def train_and_export(export_dir, features, labels):
     """Builds the graph, trains the model, and exports it.
 
     Args:
         export_dir: path of the export.
+        features, labels: the data set, as from make_data().
 
     Returns:
         The logits of each batch of the final inference, a list of arrays.
@@ -598,7 +598,6 @@ def train_and_export(export_dir):
         UsageError: export_dir cannot be written (raised before training).
     """
     staging = prepare_export(export_dir)
-    features, labels = make_data()
     try:
         with tf.Graph().as_default() as graph:
             tf.set_random_seed(SEED)
@@ -648,7 +647,8 @@ def parse_args(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--export-dir", default=EXPORT_DIR, help="the SavedModel directory")
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
         "--restore-only",
         action="store_true",
         help="do not train: restore the export and check it gives the saved final inference",
@@ -659,7 +659,7 @@ def parse_args(argv=None):
         default=BATCH_SIZE,
         help="batch size of the restored model's iterator",
     )
-    parser.add_argument(
+    mode.add_argument(
         "--show-pitfall",
         action="store_true",
         help="after saving, initialize a new iterator instead of the restored one, and "
@@ -702,7 +702,7 @@ def main(argv=None):
         if args.restore_only:
             clean_up_killed_runs(export_dir)
         else:
-            expected = train_and_export(export_dir)
+            expected = train_and_export(export_dir, features, labels)
             if args.show_pitfall:
                 pitfall = show_pitfall(export_dir, features, labels, args.batch_size)
                 explain_pitfall(pitfall)

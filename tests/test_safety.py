@@ -250,3 +250,9 @@ def test_a_normal_run_leaves_no_temporary_folder(full_run):
     assert sorted(os.listdir(str(folder))) == ["simple"]
     expected = np.load(str(folder / "simple" / "assets.extra" / "expected_logits.npy"))
     assert expected.shape == (64, 5)
+
+
+def test_restore_only_and_show_pitfall_do_not_mix(tmp_path):
+    result = run_script(tmp_path, "--restore-only", "--show-pitfall")
+    assert_refused(result, "--show-pitfall: not allowed with argument --restore-only")
+    assert os.listdir(str(tmp_path)) == []
