@@ -692,7 +692,7 @@ def main(argv=None):
     """
     # Importing TensorFlow leaves a quarter of a million objects for the garbage
     # collector to track; freezing them spares each later collection from
-    # scanning them all again (a fifth of the run's time beyond the import).
+    # scanning them all again (half a second of a run here, exit included).
     if hasattr(gc, "freeze"):  # Python 3.7 and later.
         gc.freeze()
     args = parse_args(argv)
