@@ -480,13 +480,11 @@ def restore(sess, export_dir):
     if SIGNATURE_KEY not in meta_graph.signature_def:
         raise UsageError(f"{export_dir} has no {SIGNATURE_KEY} signature: {not_ours}")
     signature = meta_graph.signature_def[SIGNATURE_KEY]
-    keys = [
-        key for key in (BATCH_SIZE_KEY, FEATURES_KEY, LABELS_KEY) if key not in signature.inputs
-    ]
-    keys += [key for key in [LOGITS_KEY] if key not in signature.outputs]
-    if keys:
-        missing = ", ".join(keys)
-        raise UsageError(f"{export_dir}: its signature lacks {missing}: {not_ours}")
+    missing = [k for k in (BATCH_SIZE_KEY, FEATURES_KEY, LABELS_KEY) if k not in signature.inputs]
+    if LOGITS_KEY not in signature.outputs:
+        missing.append(LOGITS_KEY)
+    if missing:
+        raise UsageError(f"{export_dir}: its signature lacks {', '.join(missing)}: {not_ours}")
     graph = sess.graph
     inputs = {key: graph.get_tensor_by_name(info.name) for key, info in signature.inputs.items()}
     logits = graph.get_tensor_by_name(signature.outputs[LOGITS_KEY].name)
