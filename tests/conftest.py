@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,6 +30,16 @@ def read(path):
     """The text of a file."""
     with open(path) as file:
         return file.read()
+
+
+def after(stdout, marker):
+    """The text after marker on each line of stdout that contains it."""
+    return [line.split(marker, 1)[1] for line in stdout.splitlines() if marker in line]
+
+
+def parse_array(text):
+    """The numbers of an array as numpy prints it, e.g. "[ 0.5 -0.25]"."""
+    return np.array([float(x) for x in text.strip("[] ").split()])
 
 
 def script_stderr(stderr):

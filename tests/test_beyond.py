@@ -6,19 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import README, TF_NOTICES, read, run_script
+from conftest import README, TF_NOTICES, after, parse_array, read, run_script
 
 EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
 GETNEXT_ERROR = "GetNext() failed because the iterator has not been initialized"
-
-
-def after(stdout, marker):
-    """The lines of stdout that contain marker, with the text after it."""
-    return [line.split(marker, 1)[1] for line in stdout.splitlines() if marker in line]
-
-
-def parse(text):
-    return np.array([float(x) for x in text.strip("[] ").split()])
 
 
 def test_restore_only_prints_the_full_runs_final_inference(full_run):
@@ -36,7 +27,7 @@ def test_full_run_saves_its_final_inference_next_to_the_model(full_run):
     folder, full = full_run
     expected = np.load(str(folder / EXPECTED))
     assert expected.shape == (64, 5) and expected.dtype == np.float32
-    final = [parse(text) for text in after(full.stdout, "Final inference | Sample value: ")]
+    final = [parse_array(text) for text in after(full.stdout, "Final inference | Sample value: ")]
     np.testing.assert_allclose(final, expected[[0, 32]], atol=1e-7)
 
 
@@ -46,7 +37,7 @@ def test_restore_only_serves_any_batch_size(full_run):
     for batch_size, batches in [("5", 13), ("64", 1), ("1", 64)]:
         result = run_script(folder, "--restore-only", "--batch-size", batch_size)
         assert result.returncode == 0, result.stderr
-        restored = [parse(text) for text in after(result.stdout, "Restored values: ")]
+        restored = [parse_array(text) for text in after(result.stdout, "Restored values: ")]
         assert len(restored) == batches
         firsts = expected[:: int(batch_size)]
         np.testing.assert_allclose(restored, firsts, atol=1e-6)

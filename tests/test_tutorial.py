@@ -7,15 +7,9 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import README, ROOT, SCRIPT, read, run_script, script_stderr
+from conftest import README, ROOT, SCRIPT, after, parse_array, read, run_script, script_stderr
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
-ARRAY = re.compile(r"\[([^\]]*)\]")
-
-
-def values(line):
-    """The numbers of the array printed at the end of a line."""
-    return np.array([float(x) for x in ARRAY.search(line).group(1).split()])
 
 
 def lines_with(stdout, text):
@@ -44,7 +38,8 @@ def test_run_prints_the_lesson_and_writes_the_export(full_run):
         line.split("Restored values: ")[1] for line in restored
     ]
     # Training moves the logits: the first sample's are not the same every epoch.
-    assert not np.array_equal(values(samples[0]), values(samples[4]))
+    firsts = [parse_array(text) for text in after(result.stdout, "Sample value: ")]
+    assert not np.array_equal(firsts[0], firsts[4])
     assert result.stdout.rstrip().splitlines()[-1] == "Inferences match: True"
     assert os.path.isfile(os.path.join(folder, "simple", "saved_model.pb"))
     assert os.path.isfile(os.path.join(folder, "simple", "variables", "variables.index"))
