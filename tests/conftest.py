@@ -1,5 +1,6 @@
 """Shared helpers: run the script as a user does, and import it for finer tests."""
 
+import collections
 import os
 import re
 import subprocess
@@ -47,6 +48,10 @@ def script_stderr(stderr):
     return [line for line in stderr.splitlines() if line and not TF_NOTICES.match(line)]
 
 
+# What a run of the script gave: its exit status, stdout and stderr.
+Result = collections.namedtuple("Result", "returncode stdout stderr")
+
+
 def run_script(cwd, *args, timeout=600):
     """Runs `python save_and_restore.py ARGS` in cwd, as a user would."""
     return subprocess.run(
@@ -72,3 +77,25 @@ def sar():
     import save_and_restore
 
     return save_and_restore
+
+
+@pytest.fixture
+def run_main(sar, capfd, monkeypatch):
+    """Runs the script's main(ARGS) in this process, in a folder: a Result.
+
+    The same code as a run of the script, without paying TensorFlow's import
+    again; stdout and stderr are captured at the file descriptors, so what
+    TensorFlow's C++ side logs is in stderr too.
+    """
+
+    def run(cwd, *args):
+        monkeypatch.chdir(str(cwd))
+        capfd.readouterr()
+        try:
+            returncode = sar.main(list(args))
+        except SystemExit as exit:
+            returncode = exit.code
+        out, err = capfd.readouterr()
+        return Result(returncode, out, err)
+
+    return run

@@ -7,13 +7,15 @@ import sys
 
 import numpy as np
 from conftest import README, TF_NOTICES, after, parse_array, read, run_script
+from test_safety import snapshot
 
 EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
 GETNEXT_ERROR = "GetNext() failed because the iterator has not been initialized"
 
 
-def test_restore_only_prints_the_full_runs_final_inference(full_run):
+def test_restore_only_prints_the_full_runs_final_inference_and_never_writes(full_run):
     folder, full = full_run
+    before = snapshot(str(folder))
     result = run_script(folder, "--restore-only")
     assert result.returncode == 0, result.stderr
     restored = after(result.stdout, "Restored values: ")
@@ -21,6 +23,7 @@ def test_restore_only_prints_the_full_runs_final_inference(full_run):
     assert restored == after(full.stdout, "Final inference | Sample value: ")
     assert result.stdout.rstrip().splitlines()[-1] == "Inferences match: True"
     assert "Epoch" not in result.stdout and "Saving" not in result.stdout
+    assert snapshot(str(folder)) == before
 
 
 def test_full_run_saves_its_final_inference_next_to_the_model(full_run):
@@ -31,11 +34,13 @@ def test_full_run_saves_its_final_inference_next_to_the_model(full_run):
     np.testing.assert_allclose(final, expected[[0, 32]], atol=1e-7)
 
 
-def test_restore_only_serves_any_batch_size(full_run):
+def test_restore_only_serves_any_batch_size(full_run, run_main):
     folder, _ = full_run
     expected = np.load(str(folder / EXPECTED))
     for batch_size, batches in [("5", 13), ("64", 1), ("1", 64)]:
-        result = run_script(folder, "--restore-only", "--batch-size", batch_size)
+        # The README's example runs as a user runs it; the others in-process.
+        run = run_script if batch_size == "5" else run_main
+        result = run(folder, "--restore-only", "--batch-size", batch_size)
         assert result.returncode == 0, result.stderr
         restored = [parse_array(text) for text in after(result.stdout, "Restored values: ")]
         assert len(restored) == batches
@@ -44,7 +49,7 @@ def test_restore_only_serves_any_batch_size(full_run):
         assert result.stdout.rstrip().endswith("Inferences match: True")
 
 
-def test_restore_only_exits_1_when_the_expectation_differs(full_run, tmp_path):
+def test_restore_only_exits_1_when_the_expectation_differs(full_run, tmp_path, run_main):
     folder, _ = full_run
     shutil.copytree(str(folder / "simple"), str(tmp_path / "simple"))
     expected = np.load(str(folder / EXPECTED))
@@ -52,11 +57,11 @@ def test_restore_only_exits_1_when_the_expectation_differs(full_run, tmp_path):
     altered[40, 2] += 1e-4  # A sample in the second batch, not one printed.
     for wrong in (altered, expected[:-1]):  # A changed value; a missing sample.
         np.save(str(tmp_path / EXPECTED), wrong)
-        result = run_script(tmp_path, "--restore-only")
+        result = run_main(tmp_path, "--restore-only")
         assert result.returncode == 1, result.stderr
         assert result.stdout.rstrip().splitlines()[-1] == "Inferences match: False"
     np.save(str(tmp_path / EXPECTED), expected)
-    assert run_script(tmp_path, "--restore-only").returncode == 0
+    assert run_main(tmp_path, "--restore-only").returncode == 0
 
 
 def test_show_pitfall_reproduces_the_error_then_does_it_right(tmp_path):
@@ -185,3 +190,29 @@ def test_readme_restore_program_prints_the_final_inference(full_run):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines() == after(full.stdout, "Final inference | Sample value: ")
+
+
+def readme_block(heading, command):
+    """The lines of the README's text block under heading that follow `$ command`."""
+    section = read(README).split(heading + "\n", 1)[1].split("\n#", 1)[0]
+    block = section.split("$ " + command + "\n", 1)[1].split("```", 1)[0]
+    return block.splitlines()
+
+
+def test_readme_shows_the_signature_saved_model_cli_shows(full_run):
+    folder, _ = full_run
+    result = saved_model_cli("show", "--dir", str(folder / "simple"), "--all")
+    assert result.returncode == 0, result.stderr[-3000:]
+    # What comes before the list of op types, whose order changes from run to run.
+    shown = result.stdout.split("The MetaGraph with tag set", 1)[0].splitlines()
+    assert (
+        readme_block(
+            "### Finding the names in an export", "saved_model_cli show --dir simple --all"
+        )
+        == shown
+    )
+    # The signature alone, as `--signature_def serving_default` shows it, two spaces less indented.
+    start = shown.index("signature_def['serving_default']:") + 1
+    signature = [line[2:] for line in shown[start:]]
+    command = "saved_model_cli show --dir simple --tag_set serve --signature_def serving_default"
+    assert readme_block("## Serving the export", command) == signature
