@@ -35,6 +35,7 @@ import argparse
 import gc
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -93,6 +94,15 @@ if hasattr(tf, "disable_v2_behavior"):
 if hasattr(gc, "freeze"):  # Python 3.7 and later.
     gc.freeze()
 
+
+def new_session(graph):
+    """Opens a session on the CPU."""
+    # The model is tiny, so a GPU would not make it faster, and on the CPU every
+    # run gives the same numbers (some GPU kernels do not promise that).
+    config = tf.ConfigProto(device_count={"GPU": 0})
+    return tf.Session(graph=graph, config=config)
+
+
 # -----------------------------------------------------------------------------
 # Names shared by the save side and the restore side
 
@@ -121,6 +131,7 @@ NUM_CLASSES = 5
 GRU_UNITS = 10
 BATCH_SIZE = 32
 EPOCHS = 2
+STEPS_PER_EPOCH = -(-NUM_SAMPLES // BATCH_SIZE)  # Batches per epoch; the last may be short.
 LEARNING_RATE = 1e-2
 # How close restored logits must be to the expected ones when they may come
 # from another process or machine, or from batches of another size: the last
@@ -150,6 +161,7 @@ def build_input_pipeline():
     Returns:
         inputs: the three placeholders, keyed by their names, and the model's
             input, keyed by SERVING_FEATURES_KEY: the signature's inputs.
+        iterator: the Iterator, whose position a training checkpoint saves.
         init_op: the iterator's initializer, named DATASET_INIT.
         features: the model's input: the next batch's features, or a batch fed
             directly in their place.
@@ -168,13 +180,9 @@ def build_input_pipeline():
     model_input = tf.placeholder_with_default(
         next_features, [None, None, NUM_FEATURES], name=SERVING_FEATURES_KEY
     )
-    inputs = {
-        BATCH_SIZE_KEY: batch_size,
-        FEATURES_KEY: features,
-        LABELS_KEY: labels,
-        SERVING_FEATURES_KEY: model_input,
-    }
-    return inputs, init_op, model_input, next_labels
+    inputs = {BATCH_SIZE_KEY: batch_size, FEATURES_KEY: features, LABELS_KEY: labels}
+    inputs[SERVING_FEATURES_KEY] = model_input
+    return inputs, iterator, init_op, model_input, next_labels
 
 
 def make_feed(inputs, features, labels, batch_size):
@@ -212,16 +220,10 @@ def build_train_op(logits, labels):
     with tf.variable_scope("loss"):
         xent = tf.nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=logits)
         loss = tf.reduce_mean(xent)
+    # The number of steps taken, which a checkpoint saves with the rest.
+    global_step = tf.train.get_or_create_global_step()
     with tf.variable_scope("optimizer"):
-        return tf.train.AdamOptimizer(LEARNING_RATE).minimize(loss)
-
-
-def new_session(graph):
-    """Opens a session on the CPU."""
-    # The model is tiny, so a GPU would not make it faster, and on the CPU every
-    # run gives the same numbers (some GPU kernels do not promise that).
-    config = tf.ConfigProto(device_count={"GPU": 0})
-    return tf.Session(graph=graph, config=config)
+        return tf.train.AdamOptimizer(LEARNING_RATE).minimize(loss, global_step=global_step)
 
 
 def iterate(sess, init_op, feed_dict, fetches):
@@ -234,13 +236,25 @@ def iterate(sess, init_op, feed_dict, fetches):
             return
 
 
-def train(sess, init_op, feed_dict, train_op, logits):
-    """Trains for EPOCHS epochs, then infers once more; returns that pass's logits per batch."""
-    for epoch in range(EPOCHS):
-        batches = iterate(sess, init_op, feed_dict, [train_op, logits])
-        for batch, (_, value) in enumerate(batches):
-            line = "Epoch {epoch}, batch {batch} | Sample value: {value}"
-            print(line.format(epoch=epoch, batch=batch, value=value[0]))
+def train(sess, init_op, feed_dict, train_op, logits, step=0, max_steps=None, after_step=None):
+    """Trains from global step `step` for EPOCHS epochs, calling after_step(step) after each.
+
+    Returns a final inference pass's logits per batch, or None if stopped at max_steps.
+    """
+    while step < EPOCHS * STEPS_PER_EPOCH:
+        if max_steps is not None and step >= max_steps:
+            return None
+        epoch, batch = divmod(step, STEPS_PER_EPOCH)
+        # Each epoch reads the data from the start: the iterator is initialized
+        # again. A resumed run goes on from where its restored iterator stands.
+        if batch == 0:
+            sess.run(init_op, feed_dict=feed_dict)
+        _, value = sess.run([train_op, logits])
+        line = "Epoch {epoch}, batch {batch} | Sample value: {value}"
+        print(line.format(epoch=epoch, batch=batch, value=value[0]))
+        step += 1
+        if after_step is not None:
+            after_step(step)
     inferred = []
     for batch, value in enumerate(iterate(sess, init_op, feed_dict, logits)):
         line = "Epoch {epoch}, batch {batch} | Final inference | Sample value: {value}"
@@ -262,17 +276,27 @@ def save_model(sess, path, inputs, logits, inferred):
     np.save(os.path.join(path, EXPECTED_LOGITS), np.concatenate(inferred))
 
 
-def train_and_export(export_dir, staging, features, labels):
-    """Builds the graph, trains it and exports it; returns the final inference per batch."""
+def train_and_export(export_dir, staging, features, labels, checkpoint_dir=None, max_steps=None):
+    """Builds the graph, trains it and exports it; returns the final inference per batch.
+
+    With checkpoint_dir, resumes and checkpoints (part 8); returns None if stopped at max_steps.
+    """
     with tf.Graph().as_default() as graph:
         tf.set_random_seed(SEED)
-        inputs, init_op, model_input, next_labels = build_input_pipeline()
-        logits = build_model(model_input)
-        train_op = build_train_op(logits, next_labels)
+        inputs, iterator, init_op, model_input, next_labels = build_input_pipeline()
+        # Resource variables, as TF2 has them: TF2 code that loads the export with
+        # tf.saved_model.load() warns once per variable of the TF1 default kind.
+        with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
+            logits = build_model(model_input)
+            train_op = build_train_op(logits, next_labels)
         with new_session(graph) as sess:
             sess.run(tf.global_variables_initializer())
-            feed_dict = make_feed(inputs, features, labels, BATCH_SIZE)
-            inferred = train(sess, init_op, feed_dict, train_op, logits)
+            feed = make_feed(inputs, features, labels, BATCH_SIZE)
+            # With a checkpoint_dir: resume from its latest checkpoint, save after each step.
+            step, after_step = start_or_resume(sess, iterator, init_op, feed, checkpoint_dir)
+            inferred = train(sess, init_op, feed, train_op, logits, step, max_steps, after_step)
+            if inferred is None:
+                return None
             print("\nSaving to {}".format(export_dir))
             # save_model() into the staging folder, then swapped into place:
             # export_dir never holds half an export (see below the divider).
@@ -361,6 +385,68 @@ def inferences_match(expected, restored, tolerance=0.0):
     return bool(np.all(np.abs(expected - restored) <= tolerance))
 
 
+# -----------------------------------------------------------------------------
+# 8. Resuming training where it stopped
+#
+# A checkpoint of the variables alone is not enough to resume mid-epoch: the
+# resumed run would read the epoch's first batches again, silently training
+# another model. The iterator's position must be saved too, and restored the
+# same way the export's iterator is used: initialize it first, then restore.
+
+
+def make_saveable_from_iterator(iterator):
+    """Returns what lets a Saver save and restore the iterator's position."""
+    if hasattr(tf.data, "experimental"):  # TensorFlow 1.13 and later.
+        return tf.data.experimental.make_saveable_from_iterator(iterator)
+    # TensorFlow 1.8 has it in tf.contrib, which takes a second to import: only here.
+    return tf.contrib.data.make_saveable_from_iterator(iterator)
+
+
+def make_checkpoint_saver(iterator):
+    """Returns a Saver of the variables (Adam's and the global step too) and the iterator."""
+    saveable = make_saveable_from_iterator(iterator)
+    # Handed to this Saver alone. TF's guide adds it to the SAVEABLE_OBJECTS
+    # collection instead; simple_save's own Saver then writes the iterator's
+    # state into the export too, and TF 2 fails to load that export.
+    return tf.train.Saver(var_list=tf.global_variables() + [saveable], max_to_keep=2)
+
+
+def resume(sess, saver, checkpoint_dir, init_op, feed_dict):
+    """Restores the latest checkpoint in checkpoint_dir, if any; returns its global step."""
+    path = tf.train.latest_checkpoint(checkpoint_dir)
+    if path is None:
+        return 0
+    # Initialize the iterator, then restore its position: TF 2 refuses to
+    # restore an iterator that was not initialized (FailedPreconditionError),
+    # and initializing it after the restore would send it back to the start.
+    sess.run(init_op, feed_dict=feed_dict)
+    restore_checkpoint(saver, sess, path)  # saver.restore(sess, path), with clear errors.
+    step = sess.run(tf.train.get_global_step())
+    epoch, batch = divmod(step, STEPS_PER_EPOCH)
+    print(
+        "Resumed from {path}: step {step}, epoch {epoch}, batch {batch}".format(
+            path=path, step=step, epoch=epoch, batch=batch
+        )
+    )
+    return step
+
+
+def start_or_resume(sess, iterator, init_op, feed_dict, checkpoint_dir):
+    """Returns train()'s first global step and after_step: (0, None) without checkpoint_dir."""
+    if checkpoint_dir is None:
+        return 0, None
+    saver = make_checkpoint_saver(iterator)
+    prefix = os.path.join(checkpoint_dir, CHECKPOINT_NAME)
+
+    def save(step):
+        # The `checkpoint` file that names the latest checkpoint is replaced
+        # (atomically) only once that checkpoint is complete, so a run killed
+        # while saving resumes from the one before.
+        saver.save(sess, prefix, global_step=step, write_meta_graph=False)
+
+    return resume(sess, saver, checkpoint_dir, init_op, feed_dict), save
+
+
 # =============================================================================
 # Below: keeping your files safe, clear errors, the command line. Not part of
 # the lesson.
@@ -369,6 +455,14 @@ def inferences_match(expected, restored, tolerance=0.0):
 # A new export is written beside the old one, in .simple.save_and_restore-<pid>-*,
 # then swapped into place.
 STAGING_TAG = ".save_and_restore-"
+# Training checkpoints are model.ckpt-<step>.*, named by the `checkpoint` file.
+CHECKPOINT_NAME = "model.ckpt"
+# What a Saver writes in a checkpoint folder, temporary files of a killed save included.
+CHECKPOINT_FILES = re.compile(
+    r"checkpoint(\.tmp\w*)?$"
+    r"|model\.ckpt-\d+(\.index|\.data-\d+-of-\d+|\.meta)(\.tempstate\d+)?$"
+    r"|model\.ckpt-\d+_temp\w*$"
+)
 
 
 class UsageError(Exception):
@@ -514,6 +608,58 @@ def load_export(sess, export_dir):
     return meta_graph
 
 
+def prepare_checkpoint_dir(checkpoint_dir):
+    """Checks that checkpoint_dir is new or holds this script's checkpoints; makes it if new."""
+    if os.path.lexists(checkpoint_dir) and not os.path.isdir(checkpoint_dir):
+        raise UsageError(
+            "--checkpoint-dir {} is not a folder: give a new folder, or one this "
+            "script wrote its checkpoints in".format(checkpoint_dir)
+        )
+    if not os.path.isdir(checkpoint_dir):
+        try:
+            os.mkdir(checkpoint_dir)
+        except OSError as error:
+            raise UsageError(
+                "cannot make --checkpoint-dir {}: {}".format(checkpoint_dir, error.strerror)
+            )
+    others = sorted(name for name in os.listdir(checkpoint_dir) if not CHECKPOINT_FILES.match(name))
+    if others:
+        raise UsageError(
+            "--checkpoint-dir {} holds files that are not this script's checkpoints ({}), "
+            "so it is left as it is: choose another folder".format(
+                checkpoint_dir, ", ".join(others[:3] + ["..."] * (len(others) > 3))
+            )
+        )
+    if not os.access(checkpoint_dir, os.W_OK):
+        raise UsageError("cannot write in --checkpoint-dir {}".format(checkpoint_dir))
+    # The `checkpoint` file names the latest checkpoint; TensorFlow would ignore
+    # one it cannot read, start over, and overwrite it.
+    if os.path.lexists(os.path.join(checkpoint_dir, "checkpoint")):
+        state = tf.train.get_checkpoint_state(checkpoint_dir)
+        if state is None or not os.path.isfile(state.model_checkpoint_path + ".index"):
+            raise UsageError(
+                "{} names no checkpoint that exists: it is not this script's, or its "
+                "checkpoints were removed".format(os.path.join(checkpoint_dir, "checkpoint"))
+            )
+
+
+def restore_checkpoint(saver, sess, path):
+    """saver.restore(sess, path), or a one-line UsageError when path is not ours."""
+    # Compare the variables first: a failed restore also logs TensorFlow's own errors.
+    saved = dict(tf.train.list_variables(path))
+    wrong = [v.op.name for v in tf.global_variables() if saved.get(v.op.name) != v.shape.as_list()]
+    try:
+        if wrong:
+            raise ValueError("{} is missing or of another shape".format(wrong[0]))
+        saver.restore(sess, path)
+    except (tf.errors.OpError, ValueError) as error:
+        raise UsageError(
+            "cannot resume from {}: it is not a checkpoint of this script's graph ({})".format(
+                path, first_sentence(error).strip()
+            )
+        )
+
+
 def load_expected(export_dir):
     """Reads the final inference the full run saved next to the model, as a list of one array."""
     path = os.path.join(export_dir, EXPECTED_LOGITS)
@@ -564,13 +710,37 @@ def parse_args(argv=None):
         default=BATCH_SIZE,
         help="batch size of the restored model's iterator",
     )
+    parser.add_argument(
+        "--checkpoint-dir",
+        help="save a checkpoint there after every training step, and resume from the "
+        "latest one it holds",
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=positive_int,
+        help="stop training after this global step, as an interrupted run would "
+        "(needs --checkpoint-dir)",
+    )
     mode.add_argument(
         "--show-pitfall",
         action="store_true",
         help="after saving, initialize a new iterator instead of the restored one, and "
         "show the FailedPreconditionError that follows",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.max_steps is not None and args.checkpoint_dir is None:
+        parser.error("--max-steps needs --checkpoint-dir, where the next run resumes from")
+    if args.restore_only and args.checkpoint_dir is not None:
+        parser.error("--checkpoint-dir is for training: not allowed with --restore-only")
+    return args
+
+
+def explain_stop(checkpoint_dir):
+    """Prints where a run stopped by --max-steps stands, and how to go on."""
+    path = tf.train.latest_checkpoint(checkpoint_dir)
+    line = "\nStopped as --max-steps asked, after step {step} of {steps}."
+    print(line.format(step=path.rsplit("-", 1)[1], steps=EPOCHS * STEPS_PER_EPOCH))
+    print("Run the same command without --max-steps to resume from {}.".format(path))
 
 
 def main(argv=None):
@@ -585,9 +755,16 @@ def main(argv=None):
         else:
             staging = prepare_export(export_dir)
             try:
-                expected = train_and_export(export_dir, staging, features, labels)
+                if args.checkpoint_dir is not None:
+                    prepare_checkpoint_dir(args.checkpoint_dir)
+                expected = train_and_export(
+                    export_dir, staging, features, labels, args.checkpoint_dir, args.max_steps
+                )
             finally:
                 remove_staging(staging, export_dir)
+            if expected is None:
+                explain_stop(args.checkpoint_dir)
+                return 0
             if args.show_pitfall:
                 pitfall = show_pitfall(export_dir, features, labels, args.batch_size)
                 explain_pitfall(pitfall)
