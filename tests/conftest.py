@@ -43,6 +43,24 @@ def parse_array(text):
     return np.array([float(x) for x in text.strip("[] ").split()])
 
 
+NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+
+
+def assert_same_output(expected, actual):
+    """Checks a README transcript against real output: same words, numbers within 1e-5."""
+    expected, actual = expected.splitlines(), actual.splitlines()
+    assert len(expected) == len(actual), (expected, actual)
+    for want, got in zip(expected, actual):
+        # The words must be the same; the numbers may differ in their last
+        # digits on another CPU, which also moves numpy's padding: compare
+        # without the spaces.
+        words = ["".join(NUMBER.sub("#", line).split()) for line in (want, got)]
+        assert words[0] == words[1], got
+        want_numbers = [float(x) for x in NUMBER.findall(want)]
+        got_numbers = [float(x) for x in NUMBER.findall(got)]
+        np.testing.assert_allclose(got_numbers, want_numbers, atol=1e-5, err_msg=got)
+
+
 def script_stderr(stderr):
     """Returns the stderr lines that are not TensorFlow's own start-up notices."""
     return [line for line in stderr.splitlines() if line and not TF_NOTICES.match(line)]

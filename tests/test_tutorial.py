@@ -9,9 +9,16 @@ import sys
 import tokenize
 
 import numpy as np
-from conftest import README, ROOT, SCRIPT, after, parse_array, read, script_stderr
-
-NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+from conftest import (
+    README,
+    ROOT,
+    SCRIPT,
+    after,
+    assert_same_output,
+    parse_array,
+    read,
+    script_stderr,
+)
 
 
 def lines_with(stdout, text):
@@ -115,18 +122,7 @@ def expected_output():
 
 def test_readme_shows_what_a_run_prints(full_run):
     _, result = full_run
-    expected = expected_output().splitlines()
-    actual = result.stdout.splitlines()
-    assert len(expected) == len(actual)
-    for want, got in zip(expected, actual):
-        # The words must be the same; the numbers may differ in their last
-        # digits on another CPU, which also moves numpy's padding: compare
-        # without the spaces.
-        words = ["".join(NUMBER.sub("#", line).split()) for line in (want, got)]
-        assert words[0] == words[1], got
-        want_numbers = [float(x) for x in NUMBER.findall(want)]
-        got_numbers = [float(x) for x in NUMBER.findall(got)]
-        np.testing.assert_allclose(got_numbers, want_numbers, atol=1e-5, err_msg=got)
+    assert_same_output(expected_output(), result.stdout)
 
 
 def test_readme_test_command_is_what_ci_runs():

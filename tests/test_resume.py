@@ -1,0 +1,299 @@
+"""Resuming training where it stopped: --checkpoint-dir, --max-steps, kills."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import README, SCRIPT, after, assert_same_output, read, run_script
+from test_safety import assert_refused, snapshot
+
+EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
+STEPS = 4  # 2 epochs of 2 batches.
+FINAL = "Final inference | Sample value: "
+
+
+def training_lines(stdout):
+    return [line for line in stdout.splitlines() if line.startswith("Epoch")]
+
+
+def assert_same_as_uninterrupted(folder, result, full_run, from_step):
+    """The run printed and exported what the uninterrupted run did, from from_step on."""
+    full_folder, full = full_run
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert training_lines(result.stdout) == training_lines(full.stdout)[from_step:]
+    # From the "Saving" line on, the output is the uninterrupted run's, verbatim.
+    assert (
+        result.stdout[result.stdout.index("\nSaving to") :]
+        == full.stdout[full.stdout.index("\nSaving to") :]
+    )
+    assert np.array_equal(np.load(str(folder / EXPECTED)), np.load(str(full_folder / EXPECTED)))
+
+
+def test_a_checkpointed_run_prints_and_exports_what_a_plain_run_does(full_run, tmp_path):
+    result = run_script(tmp_path, "--checkpoint-dir", "ckpt")
+    assert "Resumed" not in result.stdout
+    assert result.stdout == full_run[1].stdout
+    assert_same_as_uninterrupted(tmp_path, result, full_run, 0)
+    state = read(str(tmp_path / "ckpt" / "checkpoint"))
+    assert f'model_checkpoint_path: "model.ckpt-{STEPS}"' in state
+
+
+@pytest.mark.parametrize("max_steps", [1, 2, 3])
+def test_stopped_at_each_step_then_resumed_gives_the_uninterrupted_result(
+    full_run, tmp_path, run_main, max_steps
+):
+    stopped = run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", str(max_steps))
+    assert stopped.returncode == 0, stopped.stderr
+    assert training_lines(stopped.stdout) == training_lines(full_run[1].stdout)[:max_steps]
+    assert f"Stopped as --max-steps asked, after step {max_steps} of {STEPS}." in (stopped.stdout)
+    assert "without --max-steps to resume from" in stopped.stdout
+    assert sorted(os.listdir(str(tmp_path))) == ["ckpt"]  # No export yet.
+    # Stopping again at the same step trains no further.
+    again = run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", str(max_steps))
+    assert training_lines(again.stdout) == []
+    resumed = run_main(tmp_path, "--checkpoint-dir", "ckpt")
+    epoch, batch = divmod(max_steps, 2)
+    first = resumed.stdout.splitlines()[0]
+    assert first == "Resumed from {}: step {}, epoch {}, batch {}".format(
+        os.path.join("ckpt", f"model.ckpt-{max_steps}"), max_steps, epoch, batch
+    )
+    assert_same_as_uninterrupted(tmp_path, resumed, full_run, max_steps)
+
+
+def test_max_steps_past_the_end_is_a_full_run(full_run, tmp_path, run_main):
+    result = run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", str(STEPS))
+    assert_same_as_uninterrupted(tmp_path, result, full_run, 0)
+    # A run after the end resumes at the end: no training, the same export.
+    again = run_main(tmp_path, "--checkpoint-dir", "ckpt")
+    assert again.stdout.splitlines()[0].endswith("step 4, epoch 2, batch 0")
+    assert_same_as_uninterrupted(tmp_path, again, full_run, STEPS)
+
+
+def readme_transcript():
+    """The README's resume transcript: [(arguments, expected output), ...]."""
+    section = read(README).split("## Resuming training where it stopped\n", 1)[1]
+    block = section.split("```text\n", 1)[1].split("```", 1)[0]
+    runs = re.split(r"^\$ python3 save_and_restore\.py (.*)\n", block, flags=re.MULTILINE)
+    assert runs[0] == "" and len(runs) == 5, runs
+    return [(runs[i].split(), runs[i + 1]) for i in range(1, len(runs), 2)]
+
+
+def test_readme_shows_what_stopping_and_resuming_print(tmp_path):
+    transcript = readme_transcript()
+    assert [args for args, _ in transcript] == [
+        ["--checkpoint-dir", "ckpt", "--max-steps", "3"],
+        ["--checkpoint-dir", "ckpt"],
+    ]
+    for args, expected in transcript:
+        result = run_script(tmp_path, *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert_same_output(expected, result.stdout)
+
+
+def partial_checkpoints(checkpoint_dir):
+    """What a save cut short left: temporary files, or a checkpoint newer than the named one."""
+    names = os.listdir(checkpoint_dir)
+    state = os.path.join(checkpoint_dir, "checkpoint")
+    named = 0
+    if os.path.exists(state):
+        named = int(re.search(r'model_checkpoint_path: ".*-(\d+)"', read(state)).group(1))
+    steps = [int(m.group(1)) for m in map(re.compile(r"model\.ckpt-(\d+)\.").match, names) if m]
+    return [name for name in names if "tempstate" in name] + [s for s in steps if s > named]
+
+
+def test_sigkill_at_any_moment_resumes_to_the_same_result(full_run, tmp_path, run_main):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # (the line to wait for, then how long to wait): some land while a
+    # checkpoint is written (right after a step's line), one during the export.
+    kills = [
+        ("Epoch 0, batch 0", 0.0),
+        ("Epoch 0, batch 1", 0.001),
+        ("Epoch 1, batch 0", 0.002),
+        ("Epoch 1, batch 0", 0.004),
+        ("Epoch 1, batch 1", 0.003),
+        ("Saving to", 0.01),
+    ]
+    partial = []
+    for number, (marker, delay) in enumerate(kills):
+        folder = tmp_path / str(number)
+        folder.mkdir()
+        process = subprocess.Popen(
+            [sys.executable, SCRIPT, "--checkpoint-dir", "ckpt"],
+            cwd=str(folder),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        printed = []
+        for line in process.stdout:
+            printed.append(line)
+            if line.startswith(marker):
+                break
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        partial += partial_checkpoints(str(folder / "ckpt"))
+        resumed = run_main(folder, "--checkpoint-dir", "ckpt")
+        assert resumed.returncode == 0, (marker, delay, resumed.stderr[-2000:])
+        assert after(resumed.stdout, FINAL) == after(full_run[1].stdout, FINAL)
+        # It resumes from a step that was done (no further), or from scratch.
+        match = re.match(r"Resumed from .*: step (\d+),", resumed.stdout)
+        from_step = int(match.group(1)) if match else 0
+        assert from_step <= len(training_lines("".join(printed))), (marker, delay)
+        assert_same_as_uninterrupted(folder, resumed, full_run, from_step)
+    # Some kills did land while a checkpoint was being written.
+    assert partial, "no kill landed while a checkpoint was written"
+
+
+def test_a_half_written_checkpoint_is_never_restored(full_run, tmp_path, run_main):
+    stopped = run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", "2")
+    assert stopped.returncode == 0
+    ckpt = tmp_path / "ckpt"
+    # What a save killed half-way leaves: the next checkpoint's files, cut
+    # short, and the `checkpoint` file still naming the previous one.
+    for name in os.listdir(str(ckpt)):
+        if name.startswith("model.ckpt-2."):
+            data = (ckpt / name).read_bytes()
+            (ckpt / name.replace("-2.", "-3.")).write_bytes(data[: len(data) // 2])
+    resumed = run_main(tmp_path, "--checkpoint-dir", "ckpt")
+    assert resumed.stdout.splitlines()[0].endswith("step 2, epoch 1, batch 0")
+    assert_same_as_uninterrupted(tmp_path, resumed, full_run, 2)
+
+
+def test_without_the_iterators_position_the_resumed_run_trains_another_model(
+    full_run, tmp_path, run_main, sar, monkeypatch
+):
+    # The first trap: a Saver of the variables alone (TensorFlow's default).
+    monkeypatch.setattr(sar, "make_checkpoint_saver", lambda iterator: sar.tf.train.Saver())
+    assert run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", "3").returncode == 0
+    resumed = run_main(tmp_path, "--checkpoint-dir", "ckpt")
+    # No error: the run goes on and even matches its own export...
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.rstrip().endswith("Inferences match: True")
+    # ...but it read the epoch's first batch again, and trained another model.
+    full = full_run[1].stdout
+    assert training_lines(resumed.stdout)[0] != training_lines(full)[3]
+    final = np.load(str(tmp_path / EXPECTED))
+    assert not np.allclose(final, np.load(str(full_run[0] / EXPECTED)), atol=1e-3)
+
+
+def build_graph(sar):
+    """The script's training graph, in the current default graph."""
+    tf = sar.tf
+    inputs, iterator, init_op, model_input, next_labels = sar.build_input_pipeline()
+    with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
+        logits = sar.build_model(model_input)
+        train_op = sar.build_train_op(logits, next_labels)
+    return inputs, iterator, init_op, logits, train_op
+
+
+def test_the_order_initialize_then_restore_is_the_one_that_works(sar, tmp_path):
+    tf = sar.tf
+    features, labels = sar.make_data()
+    prefix = str(tmp_path / "model.ckpt")
+    with tf.Graph().as_default() as graph, sar.new_session(graph) as sess:
+        inputs, iterator, init_op, logits, _ = build_graph(sar)
+        saver = sar.make_checkpoint_saver(iterator)
+        sess.run(tf.global_variables_initializer())
+        feed = sar.make_feed(inputs, features, labels, sar.BATCH_SIZE)
+        sess.run(init_op, feed_dict=feed)
+        first_batch = sess.run(logits)  # Reads batch 0; the next read is batch 1.
+        path = saver.save(sess, prefix, global_step=1, write_meta_graph=False)
+        second_batch = sess.run(logits)
+    with tf.Graph().as_default() as graph, sar.new_session(graph) as sess:
+        inputs, iterator, init_op, logits, _ = build_graph(sar)
+        saver = sar.make_checkpoint_saver(iterator)
+        feed = sar.make_feed(inputs, features, labels, sar.BATCH_SIZE)
+        # Restoring first fails: the iterator is not initialized yet.
+        with pytest.raises(tf.errors.FailedPreconditionError, match="not been initialized"):
+            saver.restore(sess, path)
+        # Restoring, then initializing: the position is lost, batch 0 comes again.
+        sess.run(init_op, feed_dict=feed)
+        saver.restore(sess, path)
+        sess.run(init_op, feed_dict=feed)
+        np.testing.assert_array_equal(sess.run(logits), first_batch)
+        # Initializing, then restoring: batch 1 comes next.
+        sess.run(init_op, feed_dict=feed)
+        saver.restore(sess, path)
+        np.testing.assert_array_equal(sess.run(logits), second_batch)
+
+
+def test_the_saveable_in_the_global_collection_leaks_into_the_export(sar, tmp_path):
+    tf = sar.tf
+    features, labels = sar.make_data()
+    export_dir = str(tmp_path / "leaky")
+    with tf.Graph().as_default() as graph, sar.new_session(graph) as sess:
+        inputs, iterator, init_op, logits, _ = build_graph(sar)
+        saveable = sar.make_saveable_from_iterator(iterator)
+        tf.add_to_collection(tf.GraphKeys.SAVEABLE_OBJECTS, saveable)  # As TF's guide does.
+        sess.run(tf.global_variables_initializer())
+        sess.run(init_op, feed_dict=sar.make_feed(inputs, features, labels, sar.BATCH_SIZE))
+        tf.saved_model.simple_save(sess, export_dir, inputs, {"logits": logits})
+    leaked = pytest.raises(tf.errors.FailedPreconditionError, match="DeserializeIterator")
+    with tf.Graph().as_default() as graph, sar.new_session(graph) as sess, leaked:
+        tf.saved_model.loader.load(sess, ["serve"], export_dir)
+
+
+def test_a_plain_run_never_builds_the_iterators_saveable(tmp_path, run_main, sar, monkeypatch):
+    def refuse(iterator):
+        raise AssertionError("a run without --checkpoint-dir built the saveable")
+
+    monkeypatch.setattr(sar, "make_saveable_from_iterator", refuse)
+    result = run_main(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(str(tmp_path))) == ["simple"]
+
+
+def foreign_checkpoint(sar, checkpoint_dir):
+    """Writes a checkpoint named as the script names its own, of another graph."""
+    tf = sar.tf
+    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
+        tf.Variable(1.0, name="w")
+        tf.train.get_or_create_global_step()
+        sess.run(tf.global_variables_initializer())
+        tf.train.Saver().save(sess, os.path.join(checkpoint_dir, "model.ckpt"), global_step=7)
+
+
+@pytest.mark.parametrize("kind", ["file", "other files", "other graph", "unreadable state"])
+def test_a_checkpoint_dir_that_is_not_ours_is_refused_and_left_as_it_is(
+    tmp_path, run_main, sar, kind
+):
+    ckpt = tmp_path / "ckpt"
+    if kind == "file":
+        ckpt.write_bytes(b"my notes\n")
+        words = ["ckpt is not a folder"]
+    else:
+        ckpt.mkdir()
+        if kind == "other files":
+            (ckpt / "thesis.tex").write_bytes(b"\\documentclass{article}\n")
+            words = ["holds files that are not this script's checkpoints (thesis.tex)"]
+        elif kind == "other graph":
+            foreign_checkpoint(sar, str(ckpt))
+            words = ["cannot resume from", "model.ckpt-7", "not a checkpoint of this script"]
+        else:
+            (ckpt / "checkpoint").write_bytes(b"not a checkpoint state {{{\n")
+            words = ["checkpoint names no checkpoint that exists"]
+    before = snapshot(str(ckpt))
+    assert_refused(run_main(tmp_path, "--checkpoint-dir", "ckpt"), *words)
+    assert snapshot(str(ckpt)) == before
+    assert sorted(os.listdir(str(tmp_path))) == ["ckpt"]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--checkpoint-dir", "ckpt", "--max-steps", "0"], "must be a positive integer, not '0'"),
+        (["--checkpoint-dir", "ckpt", "--max-steps", "two"], "not 'two'"),
+        (["--max-steps", "2"], "--max-steps needs --checkpoint-dir"),
+        (["--restore-only", "--checkpoint-dir", "ckpt"], "not allowed with --restore-only"),
+    ],
+)
+def test_bad_resume_arguments_are_one_line(tmp_path, run_main, args, words):
+    assert_refused(run_main(tmp_path, *args), words)
+    assert os.listdir(str(tmp_path)) == []
