@@ -32,6 +32,7 @@ inferences match, 1 when they do not, 2 on bad input.
 """
 
 import argparse
+import contextlib
 import gc
 import importlib.util
 import os
@@ -495,13 +496,34 @@ def process_alive(pid):
     return True
 
 
+@contextlib.contextmanager
+def swap_lock(export_dir):
+    """Holds an exclusive lock on the folder that holds export_dir (POSIX only)."""
+    # Two runs swapping exports into the same place at once would interleave
+    # their renames. The lock is on the folder itself, so it leaves no file
+    # behind, and the system releases it when its process dies, even by SIGKILL.
+    try:
+        import fcntl
+    except ImportError:  # Not POSIX: no lock.
+        yield
+        return
+    folder = os.open(os.path.dirname(os.path.abspath(export_dir)), os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)  # Releases the lock.
+
+
 def remove_staging(staging, export_dir):
     """Removes a staging directory, first finishing a swap left half done in it."""
     # A run stopped between the two renames of swap_into_place() leaves no export
     # at export_dir, the previous one in <staging>/old, and the new one, complete,
     # in <staging>/new: the new one is moved into place.
-    if not os.path.lexists(export_dir) and os.path.isdir(os.path.join(staging, "old")):
-        os.rename(os.path.join(staging, "new"), export_dir)
+    old, new = os.path.join(staging, "old"), os.path.join(staging, "new")
+    with swap_lock(export_dir):
+        if not os.path.lexists(export_dir) and os.path.isdir(old) and os.path.isdir(new):
+            os.rename(new, export_dir)
     shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -525,6 +547,14 @@ def prepare_export(export_dir):
     parent = os.path.dirname(os.path.abspath(export_dir))
     if not os.path.isdir(parent):
         raise UsageError("cannot export to {}: folder {} does not exist".format(export_dir, parent))
+    here = os.path.join(os.getcwd(), "")
+    if here.startswith(os.path.join(os.path.abspath(export_dir), "")):
+        raise UsageError(
+            "cannot export to {}: it is the folder you run in, or holds it, and the "
+            "export is swapped into place by renaming; run from its parent folder".format(
+                export_dir
+            )
+        )
     clean_up_killed_runs(export_dir)
     if os.path.lexists(export_dir) and not is_saved_model(export_dir):
         raise UsageError(
@@ -544,9 +574,10 @@ def swap_into_place(new, export_dir, staging):
     """Moves the export at new to export_dir, moving any previous one into staging."""
     # Each rename is atomic, so export_dir holds a complete export, the old one or
     # the new one, at every moment but the one between the two renames.
-    if os.path.lexists(export_dir):
-        os.rename(export_dir, os.path.join(staging, "old"))
-    os.rename(new, export_dir)
+    with swap_lock(export_dir):
+        if os.path.lexists(export_dir):
+            os.rename(export_dir, os.path.join(staging, "old"))
+        os.rename(new, export_dir)
 
 
 def export(sess, export_dir, staging, inputs, logits, inferred):
@@ -669,7 +700,7 @@ def load_expected(export_dir):
         )
     try:
         return [np.load(path)]
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file.
         raise UsageError("cannot read {}: {}".format(path, first_sentence(error)))
 
 

@@ -1,12 +1,13 @@
 """Past the original: restore in another process, the pitfall on demand, serving."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 
 import numpy as np
-from conftest import README, TF_NOTICES, after, parse_array, read, run_script
+from conftest import README, TF_NOTICES, after, parse_array, read, run_script, script_stderr
 from test_safety import snapshot
 
 EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
@@ -216,3 +217,52 @@ def test_readme_shows_the_signature_saved_model_cli_shows(full_run):
     signature = [line[2:] for line in shown[start:]]
     command = "saved_model_cli show --dir simple --tag_set serve --signature_def serving_default"
     assert readme_block("## Serving the export", command) == signature
+
+
+# What the README's TF2 code must also show: the ways that fail, fail as it says.
+TF2_FAILURES = """
+try:
+    serve(features=tf.constant(features))
+except TypeError as error:
+    print("signature with features alone:", "missing a required argument" in str(error))
+for call in (lambda layer: layer(features), lambda layer: layer({"features": features})):
+    try:
+        call(keras.layers.TFSMLayer("simple", call_endpoint="serving_default"))
+    except TypeError:
+        print("TFSMLayer: TypeError")
+"""
+
+
+def test_readme_tf2_code_gives_the_iterator_paths_logits(full_run, sar):
+    folder, _ = full_run
+    section = read(README).split("## Using the export from TF2 code\n", 1)[1].split("\n## ", 1)[0]
+    program = "".join(re.findall(r"```python\n(.*?)```", section, re.DOTALL))
+    env = dict(os.environ)
+    env.pop("TF_USE_LEGACY_KERAS", None)  # TF2 code, with Keras 3.
+    result = subprocess.run(
+        [sys.executable, "-c", program + TF2_FAILURES],
+        cwd=str(folder),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Nothing on stderr but TensorFlow's start-up notices: no warning per variable.
+    assert script_stderr(result.stderr) == []
+    lines = result.stdout.splitlines()
+    assert lines[-3:] == [
+        "signature with features alone: True",
+        "TFSMLayer: TypeError",
+        "TFSMLayer: TypeError",
+    ]
+    printed = np.array(
+        [float(x) for x in re.findall(r"[-+]?\d+\.\d*(?:e[-+]?\d+)?", "".join(lines[:-3]))]
+    )
+    logits = printed.reshape(3, 3, 5)  # Three ways, three sequences, five classes.
+    features = np.random.RandomState(1).randn(3, 10, 30).astype(np.float32)
+    labels = np.zeros((3, 5), np.int32)
+    (through_iterator,) = sar.infer_restored(str(folder / "simple"), features, labels, 3)
+    for way in logits:
+        np.testing.assert_allclose(way, through_iterator, atol=1e-6)

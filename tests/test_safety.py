@@ -174,8 +174,11 @@ def test_restore_only_on_an_export_without_variables(full_run, tmp_path, run_mai
 
 def test_restore_only_on_a_corrupt_expectation(full_run, tmp_path, run_main):
     expected = broken_copy(full_run, tmp_path) / "assets.extra" / "expected_logits.npy"
-    expected.write_bytes(b"not numpy")
-    assert_refused(run_main(tmp_path, "--restore-only"), "cannot read", "expected_logits.npy")
+    whole = expected.read_bytes()
+    for damaged in (b"not numpy", b"", whole[:100], whole[: len(whole) // 2]):
+        expected.write_bytes(damaged)  # Garbage, empty, a cut header, cut data.
+        line = assert_refused(run_main(tmp_path, "--restore-only"), "cannot read")
+        assert "expected_logits.npy" in line
     expected.unlink()
     assert_refused(run_main(tmp_path, "--restore-only"), "expected_logits.npy is missing")
 
@@ -253,3 +256,66 @@ def test_restore_only_and_show_pitfall_do_not_mix(tmp_path, run_main):
     result = run_main(tmp_path, "--restore-only", "--show-pitfall")
     assert_refused(result, "--show-pitfall: not allowed with argument --restore-only")
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_export_dir_that_is_the_current_folder_is_refused(full_run, tmp_path, run_main):
+    export = broken_copy(full_run, tmp_path)  # A complete export, to run in.
+    before = snapshot(str(tmp_path))
+    for export_dir in (".", "..", str(export)):
+        line = assert_refused(run_main(export, "--export-dir", export_dir), "run from its parent")
+        assert f"cannot export to {export_dir}: it is the folder you run in" in line
+    assert snapshot(str(tmp_path)) == before
+    # Restoring from it, which renames nothing, works.
+    assert run_main(export, "--restore-only", "--export-dir", ".").returncode == 0
+
+
+def test_the_swap_waits_for_a_run_that_holds_the_lock(full_run, tmp_path):
+    import fcntl
+
+    shutil.copytree(str(full_run[0] / "simple"), str(tmp_path / "simple"))
+    before = snapshot(str(tmp_path / "simple"))
+    folder = os.open(str(tmp_path), os.O_RDONLY)
+    fcntl.flock(folder, fcntl.LOCK_EX)  # As another run swapping its export would.
+    try:
+        process = subprocess.Popen(
+            [sys.executable, SCRIPT],
+            cwd=str(tmp_path),
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for line in process.stdout:
+            if line.startswith("Saving to"):
+                break
+        time.sleep(1.0)
+        # The new export is written, but waits to be swapped in.
+        assert process.poll() is None
+        assert snapshot(str(tmp_path / "simple")) == before
+    finally:
+        os.close(folder)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    assert out.rstrip().endswith("Inferences match: True")
+    assert sorted(os.listdir(str(tmp_path))) == ["simple"]
+
+
+def test_two_runs_at_once_on_one_export_both_finish(tmp_path, run_main):
+    runs = [
+        subprocess.Popen(
+            [sys.executable, SCRIPT],
+            cwd=str(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for process in runs:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+        assert "Traceback" not in err
+        assert out.rstrip().endswith("Inferences match: True")
+    assert sorted(os.listdir(str(tmp_path))) == ["simple"]
+    assert run_main(tmp_path, "--restore-only").returncode == 0

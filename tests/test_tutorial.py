@@ -141,6 +141,21 @@ def test_script_keeps_to_python_3_5_grammar():
     assert not [node for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)]
 
 
+def test_script_needs_nothing_newer_than_python_3_5():
+    # vermin reads the code for the Python version each construct and library
+    # call needs. gc.freeze (3.7) is the one exception: the script checks for it.
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "vermin")]
+        + ["--no-tips", "--violations", "-t=3.5-", SCRIPT],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    needs = [line.strip() for line in result.stdout.splitlines() if "requires" in line]
+    assert needs == ["'gc.freeze' member requires !2, 3.7"], result.stdout
+    assert 'if hasattr(gc, "freeze"):' in read(SCRIPT)
+
+
 def lesson_layout():
     """Line numbers of the script's lesson landmarks, and the functions defined between."""
     lines = read(SCRIPT).splitlines()
