@@ -59,12 +59,12 @@ def test_a_users_simple_is_left_exactly_as_it_is(tmp_path, run_main, kind):
     assert sorted(os.listdir(str(tmp_path))) == ["simple"]  # Nothing temporary left.
 
 
-def test_runs_repeat_the_same_numbers_and_replace_the_export(full_run, tmp_path):
+def test_runs_repeat_the_same_numbers_and_replace_the_export(full_run, tmp_path, run_main):
     _, first = full_run
     second = run_script(tmp_path)
     assert second.returncode == 0, second.stderr
     (tmp_path / "simple" / "variables" / "marker").write_bytes(b"from the second run")
-    third = run_script(tmp_path)  # This one replaces the second one's export.
+    third = run_main(tmp_path)  # This one replaces the second one's export.
     assert third.returncode == 0, third.stderr
     assert first.stdout == second.stdout == third.stdout
     assert sorted(os.listdir(str(tmp_path))) == ["simple"]
@@ -105,7 +105,7 @@ def test_sigkill_during_the_export_never_leaves_a_broken_export(full_run, tmp_pa
     # Some kills did land while the new export was being written.
     assert ["new"] in states, states
     # A later full run cleans up whatever the killed runs left.
-    assert run_script(tmp_path).returncode == 0
+    assert run_main(tmp_path).returncode == 0
     assert sorted(os.listdir(str(tmp_path))) == ["simple"]
 
 
@@ -288,7 +288,7 @@ def test_the_swap_waits_for_a_run_that_holds_the_lock(full_run, tmp_path):
         for line in process.stdout:
             if line.startswith("Saving to"):
                 break
-        time.sleep(1.0)
+        time.sleep(0.5)
         # The new export is written, but waits to be swapped in.
         assert process.poll() is None
         assert snapshot(str(tmp_path / "simple")) == before
