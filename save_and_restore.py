@@ -17,6 +17,10 @@ initialized".
 The export also serves without the iterator: its input `features` can be fed
 directly, as `saved_model_cli run` and TensorFlow Serving do.
 
+The lesson's second half: a training run stopped mid-epoch resumes where it
+was when its checkpoint holds the iterator's position too, restored by the
+same rule: initialize the iterator, then restore.
+
 Runs on TensorFlow 2.12 to 2.21 through `tf.compat.v1` (with the `tf-keras`
 package from 2.16 on), and unchanged on TensorFlow 1.8 (Python 3.5 and later).
 
@@ -25,10 +29,13 @@ Usage:
     python3 save_and_restore.py                 # train, export, restore, compare
     python3 save_and_restore.py --restore-only  # restore and compare in a new process
     python3 save_and_restore.py --show-pitfall  # also show the FailedPreconditionError
+    python3 save_and_restore.py --checkpoint-dir ckpt --max-steps 3  # stop after step 3
+    python3 save_and_restore.py --checkpoint-dir ckpt  # resume from there, and finish
 
 Writes the SavedModel to ./simple (saved_model.pb, variables/, and the final
-inference in assets.extra/expected_logits.npy). Exits 0 when the restored
-inferences match, 1 when they do not, 2 on bad input.
+inference in assets.extra/expected_logits.npy), and with --checkpoint-dir a
+checkpoint after every training step. Exits 0 when the restored inferences
+match (or training stopped at --max-steps), 1 when they do not, 2 on bad input.
 """
 
 import argparse
@@ -424,11 +431,8 @@ def resume(sess, saver, checkpoint_dir, init_op, feed_dict):
     restore_checkpoint(saver, sess, path)  # saver.restore(sess, path), with clear errors.
     step = sess.run(tf.train.get_global_step())
     epoch, batch = divmod(step, STEPS_PER_EPOCH)
-    print(
-        "Resumed from {path}: step {step}, epoch {epoch}, batch {batch}".format(
-            path=path, step=step, epoch=epoch, batch=batch
-        )
-    )
+    line = "Resumed from {path}: step {step}, epoch {epoch}, batch {batch}"
+    print(line.format(path=path, step=step, epoch=epoch, batch=batch))
     return step
 
 
