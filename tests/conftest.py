@@ -66,6 +66,28 @@ def script_stderr(stderr):
     return [line for line in stderr.splitlines() if line and not TF_NOTICES.match(line)]
 
 
+def start_script(cwd, *args, stderr=subprocess.PIPE):
+    """Starts `python save_and_restore.py ARGS` in cwd; its stdout comes line by line."""
+    return subprocess.Popen(
+        [sys.executable, SCRIPT] + list(args),
+        cwd=str(cwd),
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+
+
+def read_until(process, marker):
+    """Reads process's stdout up to the first line that starts with marker; returns it all."""
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith(marker):
+            break
+    return "".join(lines)
+
+
 # What a run of the script gave: its exit status, stdout and stderr.
 Result = collections.namedtuple("Result", "returncode stdout stderr")
 

@@ -4,12 +4,11 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-from conftest import README, SCRIPT, after, assert_same_output, read, run_script
+from conftest import README, after, assert_same_output, read, read_until, run_script, start_script
 from test_safety import assert_refused, snapshot
 
 EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
@@ -108,7 +107,6 @@ def partial_checkpoints(checkpoint_dir):
 
 
 def test_sigkill_at_any_moment_resumes_to_the_same_result(full_run, tmp_path, run_main):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
     # (the line to wait for, then how long to wait): some land while a
     # checkpoint is written (right after a step's line), one during the export.
     kills = [
@@ -123,19 +121,8 @@ def test_sigkill_at_any_moment_resumes_to_the_same_result(full_run, tmp_path, ru
     for number, (marker, delay) in enumerate(kills):
         folder = tmp_path / str(number)
         folder.mkdir()
-        process = subprocess.Popen(
-            [sys.executable, SCRIPT, "--checkpoint-dir", "ckpt"],
-            cwd=str(folder),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        printed = []
-        for line in process.stdout:
-            printed.append(line)
-            if line.startswith(marker):
-                break
+        process = start_script(folder, "--checkpoint-dir", "ckpt", stderr=subprocess.DEVNULL)
+        printed = read_until(process, marker)
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -146,7 +133,7 @@ def test_sigkill_at_any_moment_resumes_to_the_same_result(full_run, tmp_path, ru
         # It resumes from a step that was done (no further), or from scratch.
         match = re.match(r"Resumed from .*: step (\d+),", resumed.stdout)
         from_step = int(match.group(1)) if match else 0
-        assert from_step <= len(training_lines("".join(printed))), (marker, delay)
+        assert from_step <= len(training_lines(printed)), (marker, delay)
         assert_same_as_uninterrupted(folder, resumed, full_run, from_step)
     # Some kills did land while a checkpoint was being written.
     assert partial, "no kill landed while a checkpoint was written"
@@ -185,32 +172,31 @@ def test_without_the_iterators_position_the_resumed_run_trains_another_model(
 
 
 def build_graph(sar):
-    """The script's training graph, in the current default graph."""
+    """The script's training graph, in the current default graph, and its iterator's feed."""
     tf = sar.tf
     inputs, iterator, init_op, model_input, next_labels = sar.build_input_pipeline()
     with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
         logits = sar.build_model(model_input)
-        train_op = sar.build_train_op(logits, next_labels)
-    return inputs, iterator, init_op, logits, train_op
+        sar.build_train_op(logits, next_labels)
+    features, labels = sar.make_data()
+    feed = sar.make_feed(inputs, features, labels, sar.BATCH_SIZE)
+    return inputs, iterator, init_op, logits, feed
 
 
 def test_the_order_initialize_then_restore_is_the_one_that_works(sar, tmp_path):
     tf = sar.tf
-    features, labels = sar.make_data()
     prefix = str(tmp_path / "model.ckpt")
     with tf.Graph().as_default() as graph, sar.new_session(graph) as sess:
-        inputs, iterator, init_op, logits, _ = build_graph(sar)
+        _, iterator, init_op, logits, feed = build_graph(sar)
         saver = sar.make_checkpoint_saver(iterator)
         sess.run(tf.global_variables_initializer())
-        feed = sar.make_feed(inputs, features, labels, sar.BATCH_SIZE)
         sess.run(init_op, feed_dict=feed)
         first_batch = sess.run(logits)  # Reads batch 0; the next read is batch 1.
         path = saver.save(sess, prefix, global_step=1, write_meta_graph=False)
         second_batch = sess.run(logits)
     with tf.Graph().as_default() as graph, sar.new_session(graph) as sess:
-        inputs, iterator, init_op, logits, _ = build_graph(sar)
+        _, iterator, init_op, logits, feed = build_graph(sar)
         saver = sar.make_checkpoint_saver(iterator)
-        feed = sar.make_feed(inputs, features, labels, sar.BATCH_SIZE)
         # Restoring first fails: the iterator is not initialized yet.
         with pytest.raises(tf.errors.FailedPreconditionError, match="not been initialized"):
             saver.restore(sess, path)
@@ -227,14 +213,13 @@ def test_the_order_initialize_then_restore_is_the_one_that_works(sar, tmp_path):
 
 def test_the_saveable_in_the_global_collection_leaks_into_the_export(sar, tmp_path):
     tf = sar.tf
-    features, labels = sar.make_data()
     export_dir = str(tmp_path / "leaky")
     with tf.Graph().as_default() as graph, sar.new_session(graph) as sess:
-        inputs, iterator, init_op, logits, _ = build_graph(sar)
+        inputs, iterator, init_op, logits, feed = build_graph(sar)
         saveable = sar.make_saveable_from_iterator(iterator)
         tf.add_to_collection(tf.GraphKeys.SAVEABLE_OBJECTS, saveable)  # As TF's guide does.
         sess.run(tf.global_variables_initializer())
-        sess.run(init_op, feed_dict=sar.make_feed(inputs, features, labels, sar.BATCH_SIZE))
+        sess.run(init_op, feed_dict=feed)
         tf.saved_model.simple_save(sess, export_dir, inputs, {"logits": logits})
     leaked = pytest.raises(tf.errors.FailedPreconditionError, match="DeserializeIterator")
     with tf.Graph().as_default() as graph, sar.new_session(graph) as sess, leaked:

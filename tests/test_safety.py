@@ -4,12 +4,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
-from conftest import SCRIPT, run_script, script_stderr
+from conftest import read_until, run_script, script_stderr, start_script
 
 
 def snapshot(path):
@@ -78,20 +77,10 @@ def test_runs_repeat_the_same_numbers_and_replace_the_export(full_run, tmp_path,
 
 def test_sigkill_during_the_export_never_leaves_a_broken_export(full_run, tmp_path, run_main):
     shutil.copytree(str(full_run[0] / "simple"), str(tmp_path / "simple"))
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
     states = []
     for delay in (0.0, 0.005, 0.01, 0.02, 0.04, 0.07, 0.12, 0.25):
-        process = subprocess.Popen(
-            [sys.executable, SCRIPT],
-            cwd=str(tmp_path),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        for line in process.stdout:
-            if line.startswith("Saving to"):
-                break
+        process = start_script(tmp_path, stderr=subprocess.DEVNULL)
+        read_until(process, "Saving to")
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -277,17 +266,8 @@ def test_the_swap_waits_for_a_run_that_holds_the_lock(full_run, tmp_path):
     folder = os.open(str(tmp_path), os.O_RDONLY)
     fcntl.flock(folder, fcntl.LOCK_EX)  # As another run swapping its export would.
     try:
-        process = subprocess.Popen(
-            [sys.executable, SCRIPT],
-            cwd=str(tmp_path),
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for line in process.stdout:
-            if line.startswith("Saving to"):
-                break
+        process = start_script(tmp_path)
+        read_until(process, "Saving to")
         time.sleep(0.5)
         # The new export is written, but waits to be swapped in.
         assert process.poll() is None
@@ -302,16 +282,7 @@ def test_the_swap_waits_for_a_run_that_holds_the_lock(full_run, tmp_path):
 
 
 def test_two_runs_at_once_on_one_export_both_finish(tmp_path, run_main):
-    runs = [
-        subprocess.Popen(
-            [sys.executable, SCRIPT],
-            cwd=str(tmp_path),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
+    runs = [start_script(tmp_path) for _ in range(2)]
     for process in runs:
         out, err = process.communicate(timeout=600)
         assert process.returncode == 0, err
