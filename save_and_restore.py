@@ -680,19 +680,19 @@ def prepare_checkpoint_dir(checkpoint_dir):
 
 def restore_checkpoint(saver, sess, path):
     """saver.restore(sess, path), or a one-line UsageError when path is not ours."""
-    # Compare the variables first: a failed restore also logs TensorFlow's own errors.
-    saved = dict(tf.train.list_variables(path))
-    wrong = [v.op.name for v in tf.global_variables() if saved.get(v.op.name) != v.shape.as_list()]
     try:
+        # Compare the variables first: a failed restore also logs TensorFlow's own errors.
+        saved = dict(tf.train.list_variables(path))
+        variables = tf.global_variables()
+        wrong = [v.op.name for v in variables if saved.get(v.op.name) != v.shape.as_list()]
         if wrong:
             raise ValueError("{} is missing or of another shape".format(wrong[0]))
         saver.restore(sess, path)
     except (tf.errors.OpError, ValueError) as error:
-        raise UsageError(
-            "cannot resume from {}: it is not a checkpoint of this script's graph ({})".format(
-                path, first_sentence(error).strip()
-            )
+        line = (
+            "cannot resume from {path}: it is damaged, or not a checkpoint of this script's graph"
         )
+        raise UsageError(line.format(path=path) + " ({})".format(first_sentence(error).strip()))
 
 
 def load_expected(export_dir):

@@ -246,7 +246,9 @@ def foreign_checkpoint(sar, checkpoint_dir):
         tf.train.Saver().save(sess, os.path.join(checkpoint_dir, "model.ckpt"), global_step=7)
 
 
-@pytest.mark.parametrize("kind", ["file", "other files", "other graph", "unreadable state"])
+@pytest.mark.parametrize(
+    "kind", ["file", "other files", "other graph", "unreadable state", "damaged"]
+)
 def test_a_checkpoint_dir_that_is_not_ours_is_refused_and_left_as_it_is(
     tmp_path, run_main, sar, kind
 ):
@@ -262,9 +264,16 @@ def test_a_checkpoint_dir_that_is_not_ours_is_refused_and_left_as_it_is(
         elif kind == "other graph":
             foreign_checkpoint(sar, str(ckpt))
             words = ["cannot resume from", "model.ckpt-7", "not a checkpoint of this script"]
-        else:
+        elif kind == "unreadable state":
             (ckpt / "checkpoint").write_bytes(b"not a checkpoint state {{{\n")
             words = ["checkpoint names no checkpoint that exists"]
+        else:
+            assert (
+                run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", "1").returncode == 0
+            )
+            index = ckpt / "model.ckpt-1.index"
+            index.write_bytes(index.read_bytes()[:50])
+            words = ["cannot resume from", "model.ckpt-1: it is damaged"]
     before = snapshot(str(ckpt))
     assert_refused(run_main(tmp_path, "--checkpoint-dir", "ckpt"), *words)
     assert snapshot(str(ckpt)) == before
