@@ -140,6 +140,7 @@ GRU_UNITS = 10
 BATCH_SIZE = 32
 EPOCHS = 2
 STEPS_PER_EPOCH = -(-NUM_SAMPLES // BATCH_SIZE)  # Batches per epoch; the last may be short.
+TRAIN_STEPS = EPOCHS * STEPS_PER_EPOCH
 LEARNING_RATE = 1e-2
 # How close restored logits must be to the expected ones when they may come
 # from another process or machine, or from batches of another size: the last
@@ -249,7 +250,7 @@ def train(sess, init_op, feed_dict, train_op, logits, step=0, max_steps=None, af
 
     Returns a final inference pass's logits per batch, or None if stopped at max_steps.
     """
-    while step < EPOCHS * STEPS_PER_EPOCH:
+    while step < TRAIN_STEPS:
         if max_steps is not None and step >= max_steps:
             return None
         epoch, batch = divmod(step, STEPS_PER_EPOCH)
@@ -669,12 +670,13 @@ def prepare_checkpoint_dir(checkpoint_dir):
         raise UsageError("cannot write in --checkpoint-dir {}".format(checkpoint_dir))
     # The `checkpoint` file names the latest checkpoint; TensorFlow would ignore
     # one it cannot read, start over, and overwrite it.
-    if os.path.lexists(os.path.join(checkpoint_dir, "checkpoint")):
+    state_file = os.path.join(checkpoint_dir, "checkpoint")
+    if os.path.lexists(state_file):
         state = tf.train.get_checkpoint_state(checkpoint_dir)
         if state is None or not os.path.isfile(state.model_checkpoint_path + ".index"):
             raise UsageError(
                 "{} names no checkpoint that exists: it is not this script's, or its "
-                "checkpoints were removed".format(os.path.join(checkpoint_dir, "checkpoint"))
+                "checkpoints were removed".format(state_file)
             )
 
 
@@ -774,7 +776,7 @@ def explain_stop(checkpoint_dir):
     """Prints where a run stopped by --max-steps stands, and how to go on."""
     path = tf.train.latest_checkpoint(checkpoint_dir)
     line = "\nStopped as --max-steps asked, after step {step} of {steps}."
-    print(line.format(step=path.rsplit("-", 1)[1], steps=EPOCHS * STEPS_PER_EPOCH))
+    print(line.format(step=path.rsplit("-", 1)[1], steps=TRAIN_STEPS))
     print("Run the same command without --max-steps to resume from {}.".format(path))
 
 
