@@ -52,7 +52,7 @@ import warnings
 import numpy as np
 
 # -----------------------------------------------------------------------------
-# Setup: what must happen before and just after TensorFlow is imported
+# Setup: what must be set before TensorFlow is imported
 
 # TensorFlow 2.16 and later ship Keras 3, which dropped the TF1 layers this graph
 # is made of (tf.nn.rnn_cell.GRUCell, tf.layers.dense). They live on in the
@@ -67,8 +67,7 @@ else:
 
 # TensorFlow's C++ side logs informational notes (about MLIR passes, CPU
 # instructions) on stderr; level 1 hides those and keeps warnings and errors.
-# It must be set before the import. A few notes print during the import all the
-# same, before TensorFlow reads the setting.
+# TensorFlow reads it once, when it is imported.
 if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"
 
@@ -76,40 +75,6 @@ try:
     import tensorflow.compat.v1 as tf
 except ImportError:  # TensorFlow before 1.13 has no compat.v1: its API is the v1 API.
     import tensorflow as tf
-
-TF_VERSION = tuple(int(part) for part in tf.__version__.split(".")[:2])
-if TF_VERSION >= (2, 16) and importlib.util.find_spec("tf_keras") is None:
-    sys.exit(
-        "error: TensorFlow {} keeps the TF1 RNN cells and layers in the tf-keras package: "
-        "pip install tf-keras~={}.{}.0".format(tf.__version__, *TF_VERSION)
-    )
-
-# Every TF1 API used here is deprecated in TF 2 and would print ~50 lines of
-# warnings around a dozen lines of results. Errors are still shown.
-tf.logging.set_verbosity(tf.logging.ERROR)
-warnings.filterwarnings(
-    "ignore", r"`tf\.(nn\.rnn_cell\.GRUCell|layers\.dense)` is deprecated", UserWarning
-)
-
-# Build TF1 graphs: v1 control flow and variables, as TF 1.x had them. The export
-# is then the graph the original tutorial made, loadable by TF1-era code.
-if hasattr(tf, "disable_v2_behavior"):
-    tf.disable_v2_behavior()
-
-# Importing TensorFlow leaves a quarter of a million objects for the garbage
-# collector to track; freezing them spares each later collection from scanning
-# them all again (half a second of a run here, exit included).
-if hasattr(gc, "freeze"):  # Python 3.7 and later.
-    gc.freeze()
-
-
-def new_session(graph):
-    """Opens a session on the CPU."""
-    # The model is tiny, so a GPU would not make it faster, and on the CPU every
-    # run gives the same numbers (some GPU kernels do not promise that).
-    config = tf.ConfigProto(device_count={"GPU": 0})
-    return tf.Session(graph=graph, config=config)
-
 
 # -----------------------------------------------------------------------------
 # Names shared by the save side and the restore side
@@ -119,11 +84,12 @@ EXPORT_DIR = "simple"
 BATCH_SIZE_KEY = "batch_size_ph"  # Placeholder names double as signature keys.
 FEATURES_KEY = "features_data_ph"
 LABELS_KEY = "labels_data_ph"
+PLACEHOLDER_KEYS = (BATCH_SIZE_KEY, FEATURES_KEY, LABELS_KEY)
 DATASET_INIT = "dataset_init"  # The iterator's initializer op.
 LOGITS_KEY = "logits"  # Signature output key; the tensor itself is dense/BiasAdd:0.
 # The model's input: a batch from the iterator, unless a batch is fed here
 # directly, as saved_model_cli and TF Serving do. Also a signature input key.
-SERVING_FEATURES_KEY = "features"
+MODEL_INPUT_KEY = "features"
 # The final inference, saved next to the model to check a later restore against.
 # assets.extra/ is where a SavedModel keeps files TensorFlow does not load.
 EXPECTED_LOGITS = os.path.join("assets.extra", "expected_logits.npy")
@@ -147,17 +113,28 @@ LEARNING_RATE = 1e-2
 # bits of float32 sums can differ. Within one run, on the same batches, they
 # must be identical.
 TOLERANCE = 1e-6
+# Training checkpoints are model.ckpt-<step>.*, named by the `checkpoint` file.
+CHECKPOINT_NAME = "model.ckpt"
+
+
+def new_session(graph):
+    """Opens a session on the CPU."""
+    # The model is tiny, so a GPU would not make it faster, and on the CPU every
+    # run gives the same numbers (some GPU kernels do not promise that).
+    config = tf.ConfigProto(device_count={"GPU": 0})
+    return tf.Session(graph=graph, config=config)
+
 
 # -----------------------------------------------------------------------------
 # 1. Data
 
 
 def make_data(seed=SEED):
-    """Returns (features, labels): float32 (64, 10, 30) sequences and int32 one-hot (64, 5)."""
+    """Returns (features_array, labels_array): float32 (64, 10, 30), int32 one-hot (64, 5)."""
     rng = np.random.RandomState(seed)
-    features = rng.randn(NUM_SAMPLES, SEQUENCE_LENGTH, NUM_FEATURES)
-    labels = np.eye(NUM_CLASSES)[rng.randint(0, NUM_CLASSES, NUM_SAMPLES)]
-    return features.astype(np.float32), labels.astype(np.int32)
+    features_array = rng.randn(NUM_SAMPLES, SEQUENCE_LENGTH, NUM_FEATURES)
+    labels_array = np.eye(NUM_CLASSES)[rng.randint(0, NUM_CLASSES, NUM_SAMPLES)]
+    return features_array.astype(np.float32), labels_array.astype(np.int32)
 
 
 # -----------------------------------------------------------------------------
@@ -168,18 +145,16 @@ def build_input_pipeline():
     """Builds placeholders -> Dataset -> reinitializable Iterator -> model input.
 
     Returns:
-        inputs: the three placeholders, keyed by their names, and the model's
-            input, keyed by SERVING_FEATURES_KEY: the signature's inputs.
+        placeholders: the three placeholders the initializer is fed, by name.
         iterator: the Iterator, whose position a training checkpoint saves.
         init_op: the iterator's initializer, named DATASET_INIT.
-        features: the model's input: the next batch's features, or a batch fed
-            directly in their place.
-        labels: the labels of the next batch.
+        model_input: the next batch's features, or a batch fed in their place.
+        next_labels: the next batch's labels.
     """
-    batch_size = tf.placeholder(tf.int64, [], name=BATCH_SIZE_KEY)
-    features = tf.placeholder(tf.float32, [None, None, NUM_FEATURES], name=FEATURES_KEY)
-    labels = tf.placeholder(tf.int32, [None, NUM_CLASSES], name=LABELS_KEY)
-    dataset = tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size)
+    batch_size_ph = tf.placeholder(tf.int64, [], name=BATCH_SIZE_KEY)
+    features_ph = tf.placeholder(tf.float32, [None, None, NUM_FEATURES], name=FEATURES_KEY)
+    labels_ph = tf.placeholder(tf.int32, [None, NUM_CLASSES], name=LABELS_KEY)
+    dataset = tf.data.Dataset.from_tensor_slices((features_ph, labels_ph)).batch(batch_size_ph)
     iterator = tf.data.Iterator.from_structure(dataset.output_types, dataset.output_shapes)
     # A fixed name is what lets the restore side find this op in the loaded graph.
     init_op = iterator.make_initializer(dataset, name=DATASET_INIT)
@@ -187,19 +162,18 @@ def build_input_pipeline():
     # Without a feed this is the iterator's batch; fed, it bypasses the iterator,
     # so a server can run the export without knowing about iterators.
     model_input = tf.placeholder_with_default(
-        next_features, [None, None, NUM_FEATURES], name=SERVING_FEATURES_KEY
+        next_features, [None, None, NUM_FEATURES], name=MODEL_INPUT_KEY
     )
-    inputs = {BATCH_SIZE_KEY: batch_size, FEATURES_KEY: features, LABELS_KEY: labels}
-    inputs[SERVING_FEATURES_KEY] = model_input
-    return inputs, iterator, init_op, model_input, next_labels
+    placeholders = {BATCH_SIZE_KEY: batch_size_ph, FEATURES_KEY: features_ph, LABELS_KEY: labels_ph}
+    return placeholders, iterator, init_op, model_input, next_labels
 
 
-def make_feed(inputs, features, labels, batch_size):
+def make_feed(placeholders, features_array, labels_array, batch_size):
     """The feed_dict of the iterator's initializer: the data set and the batch size."""
     return {
-        inputs[BATCH_SIZE_KEY]: batch_size,
-        inputs[FEATURES_KEY]: features,
-        inputs[LABELS_KEY]: labels,
+        placeholders[BATCH_SIZE_KEY]: batch_size,
+        placeholders[FEATURES_KEY]: features_array,
+        placeholders[LABELS_KEY]: labels_array,
     }
 
 
@@ -207,14 +181,14 @@ def make_feed(inputs, features, labels, batch_size):
 # 3. Model
 
 
-def build_model(features):
+def build_model(model_input):
     """Returns the logits (batch, NUM_CLASSES) of a bidirectional GRU and a dense layer."""
     # Fix: one cell object for both directions would tie their weights together.
     cell_fw = tf.nn.rnn_cell.GRUCell(GRU_UNITS)
     cell_bw = tf.nn.rnn_cell.GRUCell(GRU_UNITS)
     # Fix: no sequence_length, so no batch size is baked into the graph.
     (out_fw, out_bw), _ = tf.nn.bidirectional_dynamic_rnn(
-        cell_fw, cell_bw, features, dtype=tf.float32
+        cell_fw, cell_bw, model_input, dtype=tf.float32
     )
     mean = tf.reduce_mean(tf.concat((out_fw, out_bw), 2), axis=1)
     return tf.layers.dense(mean, NUM_CLASSES, activation=None)  # dense/BiasAdd:0
@@ -245,14 +219,27 @@ def iterate(sess, init_op, feed_dict, fetches):
             return
 
 
-def train(sess, init_op, feed_dict, train_op, logits, step=0, max_steps=None, after_step=None):
-    """Trains from global step `step` for EPOCHS epochs, calling after_step(step) after each.
+def train(sess, init_op, feed_dict, train_op, logits, checkpoint_dir, saver, max_steps):
+    """Trains until global step max_steps (at most TRAIN_STEPS); returns the step reached.
 
-    Returns a final inference pass's logits per batch, or None if stopped at max_steps.
+    With a checkpoint_dir and its saver (part 8; None without), first resumes
+    from the latest checkpoint there, if any, and saves one after every step.
     """
-    while step < TRAIN_STEPS:
-        if max_steps is not None and step >= max_steps:
-            return None
+    step = 0
+    state = tf.train.get_checkpoint_state(checkpoint_dir) if checkpoint_dir else None
+    if state:
+        # Initialize the iterator, then restore its position: TF 2 refuses to
+        # restore an iterator that was not initialized (FailedPreconditionError),
+        # and initializing it after the restore would send it back to the start.
+        sess.run(init_op, feed_dict=feed_dict)
+        saver.restore(sess, state.model_checkpoint_path)
+        # Take over the earlier runs' checkpoints, so that max_to_keep counts them too.
+        saver.recover_last_checkpoints(state.all_model_checkpoint_paths)
+        step = sess.run(tf.train.get_global_step())
+        epoch, batch = divmod(step, STEPS_PER_EPOCH)
+        line = "Resumed from {path}: step {step}, epoch {epoch}, batch {batch}"
+        print(line.format(path=state.model_checkpoint_path, step=step, epoch=epoch, batch=batch))
+    while step < min(max_steps, TRAIN_STEPS):
         epoch, batch = divmod(step, STEPS_PER_EPOCH)
         # Each epoch reads the data from the start: the iterator is initialized
         # again. A resumed run goes on from where its restored iterator stands.
@@ -262,8 +249,17 @@ def train(sess, init_op, feed_dict, train_op, logits, step=0, max_steps=None, af
         line = "Epoch {epoch}, batch {batch} | Sample value: {value}"
         print(line.format(epoch=epoch, batch=batch, value=value[0]))
         step += 1
-        if after_step is not None:
-            after_step(step)
+        if checkpoint_dir:
+            # The `checkpoint` file that names the latest checkpoint is replaced
+            # (atomically) only once that checkpoint is complete, so a run killed
+            # while saving resumes from the one before.
+            prefix = os.path.join(checkpoint_dir, CHECKPOINT_NAME)
+            saver.save(sess, prefix, global_step=step, write_meta_graph=False)
+    return step
+
+
+def final_inference(sess, init_op, feed_dict, logits):
+    """Runs the trained model over the whole data set; returns the logits of each batch."""
     inferred = []
     for batch, value in enumerate(iterate(sess, init_op, feed_dict, logits)):
         line = "Epoch {epoch}, batch {batch} | Final inference | Sample value: {value}"
@@ -276,41 +272,15 @@ def train(sess, init_op, feed_dict, train_op, logits, step=0, max_steps=None, af
 # 5. Export
 
 
-def save_model(sess, path, inputs, logits, inferred):
-    """Writes the SavedModel at path, a folder that must not exist yet."""
+def save_model(sess, export_path, placeholders, model_input, logits, inferred):
+    """Writes the SavedModel at export_path, a folder that must not exist yet."""
     # The signature simple_save records is what the restore side asks for the
     # tensors: the inputs under their own names, the logits under LOGITS_KEY.
-    tf.saved_model.simple_save(sess, path, inputs, {LOGITS_KEY: logits})
-    os.mkdir(os.path.join(path, os.path.dirname(EXPECTED_LOGITS)))
-    np.save(os.path.join(path, EXPECTED_LOGITS), np.concatenate(inferred))
-
-
-def train_and_export(export_dir, staging, features, labels, checkpoint_dir=None, max_steps=None):
-    """Builds the graph, trains it and exports it; returns the final inference per batch.
-
-    With checkpoint_dir, resumes and checkpoints (part 8); returns None if stopped at max_steps.
-    """
-    with tf.Graph().as_default() as graph:
-        tf.set_random_seed(SEED)
-        inputs, iterator, init_op, model_input, next_labels = build_input_pipeline()
-        # Resource variables, as TF2 has them: TF2 code that loads the export with
-        # tf.saved_model.load() warns once per variable of the TF1 default kind.
-        with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
-            logits = build_model(model_input)
-            train_op = build_train_op(logits, next_labels)
-        with new_session(graph) as sess:
-            sess.run(tf.global_variables_initializer())
-            feed = make_feed(inputs, features, labels, BATCH_SIZE)
-            # With a checkpoint_dir: resume from its latest checkpoint, save after each step.
-            step, after_step = start_or_resume(sess, iterator, init_op, feed, checkpoint_dir)
-            inferred = train(sess, init_op, feed, train_op, logits, step, max_steps, after_step)
-            if inferred is None:
-                return None
-            print("\nSaving to {}".format(export_dir))
-            # save_model() into the staging folder, then swapped into place:
-            # export_dir never holds half an export (see below the divider).
-            export(sess, export_dir, staging, inputs, logits, inferred)
-    return inferred
+    inputs = dict(placeholders)
+    inputs[MODEL_INPUT_KEY] = model_input
+    tf.saved_model.simple_save(sess, export_path, inputs, {LOGITS_KEY: logits})
+    os.mkdir(os.path.join(export_path, os.path.dirname(EXPECTED_LOGITS)))
+    np.save(os.path.join(export_path, EXPECTED_LOGITS), np.concatenate(inferred))
 
 
 # -----------------------------------------------------------------------------
@@ -318,43 +288,46 @@ def train_and_export(export_dir, staging, features, labels, checkpoint_dir=None,
 
 
 def restore(sess, export_dir):
-    """Loads the export into the session's graph; returns (inputs, init_op, logits)."""
-    # load_export() is tf.saved_model.loader.load(sess, [SERVE_TAG], export_dir)
-    # plus the checks that turn a broken or foreign export into a one-line error.
-    meta_graph = load_export(sess, export_dir)
+    """Loads the export into the session's graph; returns (placeholders, init_op, logits)."""
+    meta_graph = tf.saved_model.loader.load(sess, [SERVE_TAG], export_dir)
     # simple_save recorded which tensors are the inputs and outputs: ask its
     # signature rather than hard-coding names such as dense/BiasAdd:0.
     signature = meta_graph.signature_def[SIGNATURE_KEY]
     graph = sess.graph
-    inputs = {key: graph.get_tensor_by_name(info.name) for key, info in signature.inputs.items()}
+    placeholders = {
+        key: graph.get_tensor_by_name(signature.inputs[key].name) for key in PLACEHOLDER_KEYS
+    }
     logits = graph.get_tensor_by_name(signature.outputs[LOGITS_KEY].name)
     # The restored logits are computed from the restored iterator's get_next(),
     # so it is the restored iterator that must be initialized. Initializing a
     # new one leaves it untouched and fetching the logits fails with
     # FailedPreconditionError. Its initializer is found by the name it was saved with.
     init_op = graph.get_operation_by_name(DATASET_INIT)
-    return inputs, init_op, logits
+    return placeholders, init_op, logits
 
 
-def infer_restored(export_dir, features, labels, batch_size):
+def infer_restored(export_dir, features_array, labels_array, batch_size):
     """Loads the export into a fresh graph; returns the logits of each batch of its iterator."""
     with tf.Graph().as_default() as graph, new_session(graph) as sess:
-        inputs, init_op, logits = restore(sess, export_dir)
-        feed_dict = make_feed(inputs, features, labels, batch_size)
+        placeholders, init_op, logits = restore(sess, export_dir)
+        feed_dict = make_feed(placeholders, features_array, labels_array, batch_size)
         return list(iterate(sess, init_op, feed_dict, logits))
 
 
 # The pitfall, for contrast: what the original post did first.
 
 
-def show_pitfall(export_dir, features, labels, batch_size):
+def show_pitfall(export_dir, features_array, labels_array, batch_size):
     """Initializes a new iterator, not the restored one; returns the error's GetNext() line."""
     with tf.Graph().as_default() as graph, new_session(graph) as sess:
-        inputs, _, logits = restore(sess, export_dir)
+        placeholders, _, logits = restore(sess, export_dir)
         # The mistake: a new Dataset and iterator over the restored placeholders.
-        dataset = tf.data.Dataset.from_tensor_slices((inputs[FEATURES_KEY], inputs[LABELS_KEY]))
-        iterator = dataset.batch(inputs[BATCH_SIZE_KEY]).make_initializable_iterator()
-        sess.run(iterator.initializer, feed_dict=make_feed(inputs, features, labels, batch_size))
+        dataset = tf.data.Dataset.from_tensor_slices(
+            (placeholders[FEATURES_KEY], placeholders[LABELS_KEY])
+        )
+        iterator = dataset.batch(placeholders[BATCH_SIZE_KEY]).make_initializable_iterator()
+        feed_dict = make_feed(placeholders, features_array, labels_array, batch_size)
+        sess.run(iterator.initializer, feed_dict=feed_dict)
         try:
             sess.run(logits)
         except tf.errors.FailedPreconditionError as error:
@@ -400,7 +373,8 @@ def inferences_match(expected, restored, tolerance=0.0):
 # A checkpoint of the variables alone is not enough to resume mid-epoch: the
 # resumed run would read the epoch's first batches again, silently training
 # another model. The iterator's position must be saved too, and restored the
-# same way the export's iterator is used: initialize it first, then restore.
+# same way the export's iterator is used: initialize it first, then restore
+# (train() above does both, given this Saver).
 
 
 def make_saveable_from_iterator(iterator):
@@ -420,59 +394,67 @@ def make_checkpoint_saver(iterator):
     return tf.train.Saver(var_list=tf.global_variables() + [saveable], max_to_keep=2)
 
 
-def resume(sess, saver, checkpoint_dir, init_op, feed_dict):
-    """Restores the latest checkpoint in checkpoint_dir, if any; returns its global step."""
-    path = tf.train.latest_checkpoint(checkpoint_dir)
-    if path is None:
-        return 0
-    # Initialize the iterator, then restore its position: TF 2 refuses to
-    # restore an iterator that was not initialized (FailedPreconditionError),
-    # and initializing it after the restore would send it back to the start.
-    sess.run(init_op, feed_dict=feed_dict)
-    restore_checkpoint(saver, sess, path)  # saver.restore(sess, path), with clear errors.
-    step = sess.run(tf.train.get_global_step())
-    epoch, batch = divmod(step, STEPS_PER_EPOCH)
-    line = "Resumed from {path}: step {step}, epoch {epoch}, batch {batch}"
-    print(line.format(path=path, step=step, epoch=epoch, batch=batch))
-    return step
-
-
-def start_or_resume(sess, iterator, init_op, feed_dict, checkpoint_dir):
-    """Returns train()'s first global step and after_step: (0, None) without checkpoint_dir."""
-    if checkpoint_dir is None:
-        return 0, None
-    saver = make_checkpoint_saver(iterator)
-    prefix = os.path.join(checkpoint_dir, CHECKPOINT_NAME)
-
-    def save(step):
-        # The `checkpoint` file that names the latest checkpoint is replaced
-        # (atomically) only once that checkpoint is complete, so a run killed
-        # while saving resumes from the one before.
-        saver.save(sess, prefix, global_step=step, write_meta_graph=False)
-
-    return resume(sess, saver, checkpoint_dir, init_op, feed_dict), save
-
-
 # =============================================================================
 # Below: keeping your files safe, clear errors, the command line. Not part of
 # the lesson.
 # =============================================================================
 
-# A new export is written beside the old one, in .simple.save_and_restore-<pid>-*,
-# then swapped into place.
-STAGING_TAG = ".save_and_restore-"
-# Training checkpoints are model.ckpt-<step>.*, named by the `checkpoint` file.
-CHECKPOINT_NAME = "model.ckpt"
-# What a Saver writes in a checkpoint folder, temporary files of a killed save included.
-CHECKPOINT_FILES = re.compile(
-    r"checkpoint(\.tmp\w*)?$"
-    r"|model\.ckpt-\d+(\.index|\.data-\d+-of-\d+|\.meta)(\.tempstate\d+)?$"
-    r"|model\.ckpt-\d+_temp\w*$"
-)
+
+def setup_tensorflow():
+    """Checks for tf-keras, quiets TF1 deprecation warnings, and builds TF1 graphs."""
+    version = tuple(int(part) for part in tf.__version__.split(".")[:2])
+    if version >= (2, 16) and importlib.util.find_spec("tf_keras") is None:
+        sys.exit(
+            "error: TensorFlow {} keeps the TF1 RNN cells and layers in the tf-keras package: "
+            "pip install tf-keras~={}.{}.0".format(tf.__version__, *version)
+        )
+    # Every TF1 API used here is deprecated in TF 2 and would print ~50 lines of
+    # warnings around a dozen lines of results. Errors are still shown.
+    tf.logging.set_verbosity(tf.logging.ERROR)
+    warnings.filterwarnings(
+        "ignore", r"`tf\.(nn\.rnn_cell\.GRUCell|layers\.dense)` is deprecated", UserWarning
+    )
+    # Build TF1 graphs: v1 control flow and variables, as TF 1.x had them. The
+    # export is then the graph the original tutorial made, loadable by TF1-era code.
+    if hasattr(tf, "disable_v2_behavior"):
+        tf.disable_v2_behavior()
+    # Importing TensorFlow leaves a quarter of a million objects for the garbage
+    # collector to track; freezing them spares each later collection from scanning
+    # them all again (half a second of a run here, exit included).
+    if hasattr(gc, "freeze"):  # Python 3.7 and later.
+        gc.freeze()
 
 
 class UsageError(Exception):
     """A problem with the user's input: reported in one line, exit status 2."""
+
+
+def reason(error):
+    """The first sentence of what an exception says, for a one-line report."""
+    message = getattr(error, "message", None) or str(error)
+    # TF 2's graph errors start with a header and a trace; the reason is the
+    # first line that is neither.
+    skip = re.compile(r"Graph execution error|Detected at node|Node:|\s*\[\[|\s*$")
+    lines = [line for line in message.splitlines() if not skip.match(line)] or [message]
+    return lines[0].strip().split(". ")[0].rstrip(".")
+
+
+@contextlib.contextmanager
+def one_line_errors(template):
+    """Turns a TensorFlow error in the block into UsageError(template.format(reason=...))."""
+    try:
+        yield
+    except (OSError, RuntimeError, ValueError, IndexError, tf.errors.OpError) as error:
+        raise UsageError(template.format(reason=reason(error)))
+    except KeyError as error:  # An op that this (older) TensorFlow does not have.
+        what = "TensorFlow {} has no op {}".format(tf.__version__, error)
+        raise UsageError(template.format(reason=what))
+
+
+# -- The export: written beside the old one, then swapped into place ----------
+
+# A new export is written in .simple.save_and_restore-<pid>-*, then swapped into place.
+STAGING_TAG = ".save_and_restore-"
 
 
 def is_saved_model(path):
@@ -585,26 +567,29 @@ def swap_into_place(new, export_dir, staging):
         os.rename(new, export_dir)
 
 
-def export(sess, export_dir, staging, inputs, logits, inferred):
-    """Saves the model into the staging directory, then swaps it into place at export_dir."""
-    # simple_save refuses a directory that exists, and deleting the previous
-    # export first would leave nothing in its place if the run died while saving.
-    new = os.path.join(staging, "new")
-    save_model(sess, new, inputs, logits, inferred)
-    swap_into_place(new, export_dir, staging)
+# -- Checks of an export and a checkpoint, read from their files --------------
 
 
-def first_sentence(error):
-    """The first sentence of an exception's message, for a one-line report."""
-    return str(error).strip().splitlines()[0].split(". ")[0].rstrip(".")
+def read_checkpoint(path, names=None):
+    """Opens the checkpoint at path and reads the named tensors (all when None); returns it.
 
-
-def load_export(sess, export_dir):
-    """Loads a SavedModel of this tutorial's into sess; returns its MetaGraphDef.
-
-    Raises UsageError, with the reason in one line, when export_dir is missing,
-    incomplete, unreadable, or not an export of this tutorial.
+    A damaged checkpoint raises here, before TensorFlow's own restore would log about it.
     """
+    reader = tf.train.NewCheckpointReader(path)
+    saved = reader.get_variable_to_shape_map()
+    for name in saved if names is None else [name for name in names if name in saved]:
+        reader.get_tensor(name)
+    return reader
+
+
+def check_export(export_dir):
+    """Raises UsageError, in one line, unless export_dir holds an export of this tutorial.
+
+    Reads saved_model.pb as saved_model_cli does, without loading anything.
+    """
+    from google.protobuf import message, text_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
     if not os.path.isdir(export_dir):
         what = "is not a directory" if os.path.lexists(export_dir) else "does not exist"
         raise UsageError(
@@ -618,33 +603,45 @@ def load_export(sess, export_dir):
         raise UsageError(
             "{} has no variables/variables.index: the export is incomplete".format(export_dir)
         )
+    saved_model = saved_model_pb2.SavedModel()
+    binary = os.path.join(export_dir, "saved_model.pb")
+    name = "saved_model.pb" if os.path.isfile(binary) else "saved_model.pbtxt"
     try:
-        meta_graph = tf.saved_model.loader.load(sess, [SERVE_TAG], export_dir)
-    except (OSError, RuntimeError, ValueError, tf.errors.OpError) as error:
-        raise UsageError("cannot load {}: {}".format(export_dir, first_sentence(error)))
-    except KeyError as error:  # An op that this (older) TensorFlow does not have.
+        with open(os.path.join(export_dir, name), "rb") as file:
+            if name == "saved_model.pb":
+                saved_model.ParseFromString(file.read())
+            else:
+                text_format.Merge(file.read().decode("utf-8"), saved_model)
+    except (message.DecodeError, text_format.ParseError, UnicodeDecodeError):
         raise UsageError(
-            "cannot load {}: TensorFlow {} has no op {}".format(export_dir, tf.__version__, error)
+            "cannot load {}: its {} is damaged: it cannot be parsed".format(export_dir, name)
         )
+    tags = [set(meta.meta_info_def.tags) for meta in saved_model.meta_graphs]
+    if {SERVE_TAG} not in tags:
+        raise UsageError(
+            "cannot load {}: it has no MetaGraphDef tagged '{}' (its tag sets: {})".format(
+                export_dir, SERVE_TAG, ", ".join(str(sorted(tag)) for tag in tags) or "none"
+            )
+        )
+    meta_graph = saved_model.meta_graphs[tags.index({SERVE_TAG})]
     not_ours = "it is not an export of this tutorial"
     if SIGNATURE_KEY not in meta_graph.signature_def:
         raise UsageError("{} has no {} signature: {}".format(export_dir, SIGNATURE_KEY, not_ours))
     signature = meta_graph.signature_def[SIGNATURE_KEY]
-    missing = [k for k in (BATCH_SIZE_KEY, FEATURES_KEY, LABELS_KEY) if k not in signature.inputs]
+    missing = [key for key in PLACEHOLDER_KEYS if key not in signature.inputs]
     if LOGITS_KEY not in signature.outputs:
         missing.append(LOGITS_KEY)
     if missing:
         raise UsageError(
             "{}: its signature lacks {}: {}".format(export_dir, ", ".join(missing), not_ours)
         )
-    try:
-        sess.graph.get_operation_by_name(DATASET_INIT)
-    except KeyError:
+    if DATASET_INIT not in [node.name for node in meta_graph.graph_def.node]:
         raise UsageError("{} has no {} operation: {}".format(export_dir, DATASET_INIT, not_ours))
-    return meta_graph
+    with one_line_errors("cannot load " + export_dir + ": {reason}"):
+        read_checkpoint(os.path.join(export_dir, "variables", "variables"))
 
 
-def prepare_checkpoint_dir(checkpoint_dir):
+def check_checkpoint_dir(checkpoint_dir):
     """Checks that checkpoint_dir is new or holds this script's checkpoints; makes it if new."""
     if os.path.lexists(checkpoint_dir) and not os.path.isdir(checkpoint_dir):
         raise UsageError(
@@ -680,21 +677,95 @@ def prepare_checkpoint_dir(checkpoint_dir):
             )
 
 
-def restore_checkpoint(saver, sess, path):
-    """saver.restore(sess, path), or a one-line UsageError when path is not ours."""
-    try:
-        # Compare the variables first: a failed restore also logs TensorFlow's own errors.
-        saved = dict(tf.train.list_variables(path))
-        variables = tf.global_variables()
-        wrong = [v.op.name for v in variables if saved.get(v.op.name) != v.shape.as_list()]
+# What a Saver writes in a checkpoint folder, temporary files of a killed save included.
+CHECKPOINT_FILES = re.compile(
+    r"checkpoint(\.tmp\w*)?$"
+    r"|model\.ckpt-\d+(\.index|\.data-\d+-of-\d+|\.meta)(\.tempstate\d+)?$"
+    r"|model\.ckpt-\d+_temp\w*$"
+)
+# How a checkpoint names the iterator's saved position: TF 1.8 and TF 2 differ.
+ITERATOR_STATE = re.compile(r".*Iterator.*(-state|_STATE)$")
+
+
+def check_checkpoint(checkpoint_dir, max_steps):
+    """Raises UsageError, in one line, unless the run can resume from checkpoint_dir.
+
+    Compares the latest checkpoint, if any, with the variables of the default graph.
+    """
+    state = tf.train.get_checkpoint_state(checkpoint_dir)
+    if state is None:
+        return
+    path = state.model_checkpoint_path
+    variables = {var.op.name: var.shape.as_list() for var in tf.global_variables()}
+    damaged = "cannot resume from {}: it is damaged, or not a checkpoint of this script's graph"
+    with one_line_errors(damaged.format(path) + " ({reason})"):
+        reader = read_checkpoint(path, sorted(variables))
+        saved = reader.get_variable_to_shape_map()
+        # TF 1.8 saves the position as <iterator>-state, TF 2 as <iterator>_STATE,
+        # in formats the other cannot read.
+        suffix = "_STATE" if hasattr(tf.data, "experimental") else "-state"
+        foreign = [
+            name for name in saved if ITERATOR_STATE.match(name) and not name.endswith(suffix)
+        ]
+        if foreign:
+            raise UsageError(
+                "cannot resume from {}: it was written by another TensorFlow version, whose "
+                "iterator position ({}) TensorFlow {} cannot restore: resume with the version "
+                "that wrote it, or carry its weights, Adam and step into Keras 3 "
+                "(docs/leaving-tf1.md)".format(path, foreign[0], tf.__version__)
+            )
+        wrong = [name for name in sorted(variables) if saved.get(name) != variables[name]]
         if wrong:
             raise ValueError("{} is missing or of another shape".format(wrong[0]))
-        saver.restore(sess, path)
-    except (tf.errors.OpError, ValueError) as error:
-        line = (
-            "cannot resume from {path}: it is damaged, or not a checkpoint of this script's graph"
-        )
-        raise UsageError(line.format(path=path) + " ({})".format(first_sentence(error).strip()))
+        step = int(reader.get_tensor("global_step"))
+    if max_steps is not None and step > max_steps:
+        line = "--max-steps {} is behind {}, which is already at step {}: "
+        line += "give --max-steps {} or more, or none"
+        raise UsageError(line.format(max_steps, path, step, step))
+
+
+# -- The command line ---------------------------------------------------------
+
+
+def train_and_export(export_dir, features_array, labels_array, checkpoint_dir=None, max_steps=None):
+    """Parts 1 to 5 and 8, run safely: returns the final inference per batch.
+
+    Returns None when training stopped at max_steps, before exporting.
+    """
+    staging = prepare_export(export_dir)  # First, so that a refusal comes before training.
+    try:
+        with tf.Graph().as_default() as graph:
+            tf.set_random_seed(SEED)
+            placeholders, iterator, init_op, model_input, next_labels = build_input_pipeline()
+            # Resource variables, as TF2 has them: TF2 code that loads the export with
+            # tf.saved_model.load() warns once per variable of the TF1 default kind.
+            with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
+                logits = build_model(model_input)
+                train_op = build_train_op(logits, next_labels)
+            saver = None
+            if checkpoint_dir is not None:
+                check_checkpoint_dir(checkpoint_dir)
+                saver = make_checkpoint_saver(iterator)
+                check_checkpoint(checkpoint_dir, max_steps)
+            with new_session(graph) as sess:
+                sess.run(tf.global_variables_initializer())
+                feed_dict = make_feed(placeholders, features_array, labels_array, BATCH_SIZE)
+                steps = max_steps or TRAIN_STEPS
+                step = train(
+                    sess, init_op, feed_dict, train_op, logits, checkpoint_dir, saver, steps
+                )
+                if step < TRAIN_STEPS:
+                    return None
+                inferred = final_inference(sess, init_op, feed_dict, logits)
+                print("\nSaving to {}".format(export_dir))
+                # simple_save refuses a directory that exists, and deleting the previous
+                # export first would leave nothing in its place if the run died while saving.
+                new = os.path.join(staging, "new")
+                save_model(sess, new, placeholders, model_input, logits, inferred)
+                swap_into_place(new, export_dir, staging)
+        return inferred
+    finally:
+        remove_staging(staging, export_dir)
 
 
 def load_expected(export_dir):
@@ -707,7 +778,7 @@ def load_expected(export_dir):
     try:
         return [np.load(path)]
     except (OSError, ValueError, EOFError) as error:  # EOFError: an empty file.
-        raise UsageError("cannot read {}: {}".format(path, first_sentence(error)))
+        raise UsageError("cannot read {}: {}".format(path, reason(error)))
 
 
 def positive_int(text):
@@ -783,31 +854,32 @@ def explain_stop(checkpoint_dir):
 def main(argv=None):
     """Runs the tutorial; returns the exit status (0 match, 1 mismatch, 2 bad input)."""
     args = parse_args(argv)
+    setup_tensorflow()
     export_dir = os.path.normpath(args.export_dir)
-    features, labels = make_data()
+    features_array, labels_array = make_data()
+    restore_errors = "cannot load " + export_dir + ": {reason}"
     pitfall = None
     try:
         if args.restore_only:
             clean_up_killed_runs(export_dir)
         else:
-            staging = prepare_export(export_dir)
-            try:
-                if args.checkpoint_dir is not None:
-                    prepare_checkpoint_dir(args.checkpoint_dir)
-                expected = train_and_export(
-                    export_dir, staging, features, labels, args.checkpoint_dir, args.max_steps
-                )
-            finally:
-                remove_staging(staging, export_dir)
+            expected = train_and_export(
+                export_dir, features_array, labels_array, args.checkpoint_dir, args.max_steps
+            )
             if expected is None:
                 explain_stop(args.checkpoint_dir)
                 return 0
             if args.show_pitfall:
-                pitfall = show_pitfall(export_dir, features, labels, args.batch_size)
+                with one_line_errors(restore_errors):
+                    pitfall = show_pitfall(
+                        export_dir, features_array, labels_array, args.batch_size
+                    )
                 explain_pitfall(pitfall)
             print()
         print("Restoring from {}".format(export_dir))
-        restored = infer_restored(export_dir, features, labels, args.batch_size)
+        check_export(export_dir)
+        with one_line_errors(restore_errors):
+            restored = infer_restored(export_dir, features_array, labels_array, args.batch_size)
         if args.restore_only:
             expected = load_expected(export_dir)
     except UsageError as error:

@@ -12,6 +12,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "save_and_restore.py")
 README = os.path.join(ROOT, "README.md")
+DOCS = os.path.join(ROOT, "docs")
 
 sys.path.insert(0, ROOT)
 
@@ -31,6 +32,47 @@ def read(path):
     """The text of a file."""
     with open(path) as file:
         return file.read()
+
+
+def doc_files():
+    """The README and every page under docs/."""
+    pages = sorted(name for name in os.listdir(DOCS) if name.endswith(".md"))
+    return [README] + [os.path.join(DOCS, name) for name in pages]
+
+
+def doc_section(heading):
+    """The text under a Markdown heading, found in the README or any page of docs/.
+
+    `heading` is the heading's text, without the #s. The section runs to the next
+    heading of the same or a higher level. Text moves between pages; tests find it.
+    """
+    found = []
+    for path in doc_files():
+        lines = read(path).splitlines(keepends=True)
+        in_code = False
+        for number, line in enumerate(lines):
+            in_code ^= line.startswith("```")
+            match = re.match(r"(#+) (.*)$", line.rstrip("\n"))
+            if in_code or not match or match.group(2) != heading:
+                continue
+            level, end = len(match.group(1)), len(lines)
+            code = False
+            for later in range(number + 1, len(lines)):
+                code ^= lines[later].startswith("```")
+                other = re.match(r"(#+) ", lines[later])
+                if not code and other and len(other.group(1)) <= level:
+                    end = later
+                    break
+            found.append("".join(lines[number + 1 : end]))
+    assert len(found) == 1, f"{len(found)} sections headed {heading!r}"
+    return found[0]
+
+
+def code_blocks(heading, language):
+    """The fenced code blocks of one language under a heading, in order."""
+    return re.findall(
+        r"^```" + language + r"\n(.*?)^```", doc_section(heading), re.DOTALL | re.MULTILINE
+    )
 
 
 def after(stdout, marker):
@@ -116,6 +158,8 @@ def sar():
     """The script, imported as a module."""
     import save_and_restore
 
+    # What main() does first: TF1 graphs, as a run of the script builds them.
+    save_and_restore.setup_tensorflow()
     return save_and_restore
 
 

@@ -7,7 +7,16 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import README, TF_NOTICES, after, parse_array, read, run_script, script_stderr
+from conftest import (
+    TF_NOTICES,
+    after,
+    assert_same_output,
+    code_blocks,
+    doc_section,
+    parse_array,
+    run_script,
+    script_stderr,
+)
 from test_safety import snapshot
 
 EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
@@ -73,6 +82,9 @@ def test_show_pitfall_reproduces_the_error_then_does_it_right(tmp_path):
     assert "Why: the new iterator is not the one the model reads from" in out
     assert "found by its name, dataset_init" in out
     assert out.index(GETNEXT_ERROR) < out.index("Restoring from simple")
+    # The README shows the end of this output, from the pitfall's first line on.
+    (shown,) = code_blocks("The pitfall", "text")[1:]
+    assert_same_output(shown, out[out.index("The pitfall: ") :])
     assert len(after(out, "Restored values: ")) == 2
     assert out.rstrip().splitlines()[-1] == "Inferences match: True"
     assert "Traceback" not in result.stderr
@@ -178,9 +190,7 @@ def test_signature_keeps_the_original_keys_and_adds_features(full_run, sar):
 
 def test_readme_restore_program_prints_the_final_inference(full_run):
     folder, full = full_run
-    readme = read(README)
-    section = readme.split("## Restoring in another program", 1)[1].split("\n## ", 1)[0]
-    program = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (program,) = code_blocks("Restoring in another program", "python")
     result = subprocess.run(
         [sys.executable, "-c", program],
         cwd=str(folder),
@@ -194,8 +204,8 @@ def test_readme_restore_program_prints_the_final_inference(full_run):
 
 
 def readme_block(heading, command):
-    """The lines of the README's text block under heading that follow `$ command`."""
-    section = read(README).split(heading + "\n", 1)[1].split("\n#", 1)[0]
+    """The lines of the docs' text block under heading that follow `$ command`."""
+    section = doc_section(heading)
     block = section.split("$ " + command + "\n", 1)[1].split("```", 1)[0]
     return block.splitlines()
 
@@ -207,24 +217,24 @@ def test_readme_shows_the_signature_saved_model_cli_shows(full_run):
     # What comes before the list of op types, whose order changes from run to run.
     shown = result.stdout.split("The MetaGraph with tag set", 1)[0].splitlines()
     assert (
-        readme_block(
-            "### Finding the names in an export", "saved_model_cli show --dir simple --all"
-        )
+        readme_block("Finding the names in an export", "saved_model_cli show --dir simple --all")
         == shown
     )
     # The signature alone, as `--signature_def serving_default` shows it, two spaces less indented.
     start = shown.index("signature_def['serving_default']:") + 1
     signature = [line[2:] for line in shown[start:]]
     command = "saved_model_cli show --dir simple --tag_set serve --signature_def serving_default"
-    assert readme_block("## Serving the export", command) == signature
+    assert readme_block("Serving the export", command) == signature
 
 
-# What the README's TF2 code must also show: the ways that fail, fail as it says.
+# What the TF2 programs must also show: the ways that fail, fail as the page says.
 TF2_FAILURES = """
 try:
     serve(features=tf.constant(features))
 except TypeError as error:
     print("signature with features alone:", "missing a required argument" in str(error))
+"""
+KERAS_FAILURES = """
 for call in (lambda layer: layer(features), lambda layer: layer({"features": features})):
     try:
         call(keras.layers.TFSMLayer("simple", call_endpoint="serving_default"))
@@ -232,15 +242,23 @@ for call in (lambda layer: layer(features), lambda layer: layer({"features": fea
         print("TFSMLayer: TypeError")
 """
 
+# Runs each program in a namespace of its own, so that one that leans on
+# another's names fails with a NameError: each must run alone, as printed.
+RUN_EACH = """
+import sys
+for program in sys.argv[1:]:
+    exec(compile(program, "<program>", "exec"), {"__name__": "__main__"})
+    print("----")
+"""
 
-def test_readme_tf2_code_gives_the_iterator_paths_logits(full_run, sar):
+
+def test_tf2_programs_give_the_iterator_paths_logits(full_run, sar):
     folder, _ = full_run
-    section = read(README).split("## Using the export from TF2 code\n", 1)[1].split("\n## ", 1)[0]
-    program = "".join(re.findall(r"```python\n(.*?)```", section, re.DOTALL))
+    tf2, keras_layer = code_blocks("Using the export from TF2 code", "python")
     env = dict(os.environ)
     env.pop("TF_USE_LEGACY_KERAS", None)  # TF2 code, with Keras 3.
     result = subprocess.run(
-        [sys.executable, "-c", program + TF2_FAILURES],
+        [sys.executable, "-c", RUN_EACH, tf2 + TF2_FAILURES, keras_layer + KERAS_FAILURES],
         cwd=str(folder),
         env=env,
         capture_output=True,
@@ -251,18 +269,17 @@ def test_readme_tf2_code_gives_the_iterator_paths_logits(full_run, sar):
     assert result.returncode == 0, result.stderr[-3000:]
     # Nothing on stderr but TensorFlow's start-up notices: no warning per variable.
     assert script_stderr(result.stderr) == []
-    lines = result.stdout.splitlines()
-    assert lines[-3:] == [
-        "signature with features alone: True",
-        "TFSMLayer: TypeError",
-        "TFSMLayer: TypeError",
+    first, second, rest = result.stdout.split("----\n")
+    assert rest == ""
+    assert first.splitlines()[-1] == "signature with features alone: True"
+    assert second.splitlines()[-2:] == ["TFSMLayer: TypeError", "TFSMLayer: TypeError"]
+    number = r"[-+]?\d+\.\d*(?:e[-+]?\d+)?"
+    printed = [
+        re.findall(number, "".join(text.splitlines()[:-n])) for text, n in [(first, 1), (second, 2)]
     ]
-    printed = np.array(
-        [float(x) for x in re.findall(r"[-+]?\d+\.\d*(?:e[-+]?\d+)?", "".join(lines[:-3]))]
-    )
-    logits = printed.reshape(3, 3, 5)  # Three ways, three sequences, five classes.
+    logits = np.array([float(x) for x in printed[0] + printed[1]]).reshape(3, 3, 5)
     features = np.random.RandomState(1).randn(3, 10, 30).astype(np.float32)
     labels = np.zeros((3, 5), np.int32)
     (through_iterator,) = sar.infer_restored(str(folder / "simple"), features, labels, 3)
-    for way in logits:
+    for way in logits:  # The signature, the pruned function, the Keras 3 layer.
         np.testing.assert_allclose(way, through_iterator, atol=1e-6)

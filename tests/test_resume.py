@@ -8,7 +8,15 @@ import time
 
 import numpy as np
 import pytest
-from conftest import README, after, assert_same_output, read, read_until, run_script, start_script
+from conftest import (
+    after,
+    assert_same_output,
+    code_blocks,
+    read,
+    read_until,
+    run_script,
+    start_script,
+)
 from test_safety import assert_refused, snapshot
 
 EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
@@ -73,26 +81,45 @@ def test_max_steps_past_the_end_is_a_full_run(full_run, tmp_path, run_main):
     assert_same_as_uninterrupted(tmp_path, again, full_run, STEPS)
 
 
-def readme_transcript():
-    """The README's resume transcript: [(arguments, expected output), ...]."""
-    section = read(README).split("## Resuming training where it stopped\n", 1)[1]
-    block = section.split("```text\n", 1)[1].split("```", 1)[0]
+def transcript(block):
+    """A docs transcript: [(arguments, expected output), ...]."""
     runs = re.split(r"^\$ python3 save_and_restore\.py (.*)\n", block, flags=re.MULTILINE)
-    assert runs[0] == "" and len(runs) == 5, runs
+    assert runs[0] == "", runs
     return [(runs[i].split(), runs[i + 1]) for i in range(1, len(runs), 2)]
 
 
-def test_readme_shows_what_stopping_and_resuming_print(tmp_path, run_main):
-    transcript = readme_transcript()
-    assert [args for args, _ in transcript] == [
+def test_docs_show_what_stopping_and_resuming_print(tmp_path, run_main):
+    stop_and_resume, refusal = code_blocks("Stop, then resume", "text")
+    (stop, resume), (behind,) = transcript(stop_and_resume), transcript(refusal)
+    assert [stop[0], behind[0], resume[0]] == [
         ["--checkpoint-dir", "ckpt", "--max-steps", "3"],
+        ["--checkpoint-dir", "ckpt", "--max-steps", "2"],
         ["--checkpoint-dir", "ckpt"],
     ]
-    # The resumed run is a new process, as a user's is; the first one may run here.
-    for run, (args, expected) in zip((run_main, run_script), transcript):
-        result = run(tmp_path, *args)
-        assert result.returncode == 0, result.stderr[-3000:]
-        assert_same_output(expected, result.stdout)
+    # The resumed run is a new process, as a user's is; the others may run here.
+    result = run_main(tmp_path, *stop[0])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_output(stop[1], result.stdout)
+    # --max-steps behind the checkpoint: one line, and nothing trained or written.
+    before = snapshot(str(tmp_path))
+    line = assert_refused(run_main(tmp_path, *behind[0]), "--max-steps 2 is behind")
+    assert_same_output(behind[1], line + "\n")
+    assert snapshot(str(tmp_path)) == before
+    result = run_script(tmp_path, *resume[0])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_output(resume[1], result.stdout)
+
+
+def test_the_folder_keeps_two_checkpoints_across_resumed_runs(tmp_path, run_main):
+    for args in (["--max-steps", "1"], ["--max-steps", "2"], ["--max-steps", "3"], []):
+        assert run_main(tmp_path, "--checkpoint-dir", "ckpt", *args).returncode == 0
+    steps = {name.split(".")[1] for name in os.listdir(str(tmp_path / "ckpt")) if "ckpt-" in name}
+    assert steps == {"ckpt-3", "ckpt-4"}
+    state = read(str(tmp_path / "ckpt" / "checkpoint"))
+    assert re.findall(r'all_model_checkpoint_paths: "(.*)"', state) == [
+        "model.ckpt-3",
+        "model.ckpt-4",
+    ]
 
 
 def partial_checkpoints(checkpoint_dir):
@@ -174,12 +201,13 @@ def test_without_the_iterators_position_the_resumed_run_trains_another_model(
 def build_graph(sar):
     """The script's training graph, in the current default graph, and its iterator's feed."""
     tf = sar.tf
-    inputs, iterator, init_op, model_input, next_labels = sar.build_input_pipeline()
+    placeholders, iterator, init_op, model_input, next_labels = sar.build_input_pipeline()
     with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
         logits = sar.build_model(model_input)
         sar.build_train_op(logits, next_labels)
     features, labels = sar.make_data()
-    feed = sar.make_feed(inputs, features, labels, sar.BATCH_SIZE)
+    feed = sar.make_feed(placeholders, features, labels, sar.BATCH_SIZE)
+    inputs = dict(placeholders, features=model_input)  # The signature's inputs.
     return inputs, iterator, init_op, logits, feed
 
 
@@ -247,7 +275,7 @@ def foreign_checkpoint(sar, checkpoint_dir):
 
 
 @pytest.mark.parametrize(
-    "kind", ["file", "other files", "other graph", "unreadable state", "damaged"]
+    "kind", ["file", "other files", "other graph", "unreadable state", "damaged", "cut data"]
 )
 def test_a_checkpoint_dir_that_is_not_ours_is_refused_and_left_as_it_is(
     tmp_path, run_main, sar, kind
@@ -271,9 +299,14 @@ def test_a_checkpoint_dir_that_is_not_ours_is_refused_and_left_as_it_is(
             assert (
                 run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", "1").returncode == 0
             )
-            index = ckpt / "model.ckpt-1.index"
-            index.write_bytes(index.read_bytes()[:50])
-            words = ["cannot resume from", "model.ckpt-1: it is damaged"]
+            if kind == "damaged":
+                index = ckpt / "model.ckpt-1.index"
+                index.write_bytes(index.read_bytes()[:50])
+                words = ["cannot resume from", "model.ckpt-1: it is damaged", "(not an sstable"]
+            else:
+                (data,) = ckpt.glob("model.ckpt-1.data-*")
+                data.write_bytes(data.read_bytes()[:100])
+                words = ["model.ckpt-1: it is damaged", "(Read less bytes than requested)"]
     before = snapshot(str(ckpt))
     assert_refused(run_main(tmp_path, "--checkpoint-dir", "ckpt"), *words)
     assert snapshot(str(ckpt)) == before
@@ -292,3 +325,48 @@ def test_a_checkpoint_dir_that_is_not_ours_is_refused_and_left_as_it_is(
 def test_bad_resume_arguments_are_one_line(tmp_path, run_main, args, words):
     assert_refused(run_main(tmp_path, *args), words)
     assert os.listdir(str(tmp_path)) == []
+
+
+def rewrite_checkpoint(sar, source, prefix, rename):
+    """Copies the checkpoint at source to prefix, renaming keys: {old: (new, value)}."""
+    tf = sar.tf
+    reader = tf.train.NewCheckpointReader(source)
+    values = {}
+    for name in reader.get_variable_to_shape_map():
+        new_name, value = rename[name] if name in rename else (name, reader.get_tensor(name))
+        values[new_name] = value
+    names = sorted(values)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        tensors = [tf.constant(values[name]) for name in names]
+        sess.run(
+            tf.raw_ops.SaveV2(
+                prefix=prefix,
+                tensor_names=names,
+                shape_and_slices=[""] * len(names),
+                tensors=tensors,
+            )
+        )
+
+
+def test_a_checkpoint_of_another_tensorflow_is_refused_in_one_line(tmp_path, run_main, sar):
+    assert run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", "3").returncode == 0
+    # What TensorFlow 1.8 writes: the same variables, the iterator's position
+    # under its own key, in its own format (here a stand-in).
+    (tmp_path / "ck18").mkdir()
+    rename = {"IteratorV2:0_STATE": ("Iterator:0-state", np.array([b"TF 1.8 state"]))}
+    rewrite_checkpoint(
+        sar,
+        str(tmp_path / "ckpt" / "model.ckpt-3"),
+        str(tmp_path / "ck18" / "model.ckpt-3"),
+        rename,
+    )
+    (tmp_path / "ck18" / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-3"\n')
+    before = snapshot(str(tmp_path / "ck18"))
+    line = assert_refused(
+        run_main(tmp_path, "--checkpoint-dir", "ck18"),
+        "written by another TensorFlow version",
+        "Iterator:0-state",
+    )
+    assert snapshot(str(tmp_path / "ck18")) == before
+    (shown,) = code_blocks("A checkpoint from another TensorFlow version", "text")
+    assert_same_output(shown, line + "\n")

@@ -1,12 +1,9 @@
 """The tutorial end to end: what a user runs, sees and gets."""
 
-import ast
-import io
 import os
 import re
 import subprocess
 import sys
-import tokenize
 
 import numpy as np
 from conftest import (
@@ -15,6 +12,7 @@ from conftest import (
     SCRIPT,
     after,
     assert_same_output,
+    code_blocks,
     parse_array,
     read,
     script_stderr,
@@ -114,10 +112,7 @@ def test_script_exits_1_when_the_inferences_differ(sar, tmp_path, monkeypatch, c
 
 def expected_output():
     """The block of the README that shows what a run prints."""
-    text = read(README)
-    match = re.search(r"^## What it prints\n.*?^```text\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
-    assert match, "README has no '## What it prints' section with a ```text block"
-    return match.group(1)
+    return code_blocks("What it prints", "text")[0]
 
 
 def test_readme_shows_what_a_run_prints(full_run):
@@ -131,95 +126,6 @@ def test_readme_test_command_is_what_ci_runs():
     command = ci.strip().splitlines()[-1]
     assert command == "python3 -m pytest tests"
     assert command in readme
-
-
-def test_script_keeps_to_python_3_5_grammar():
-    # TF 1.8's own Docker image has Python 3.5: no f-strings, no variable annotations.
-    for version in ((3, 5), (3, 6)):
-        ast.parse(read(SCRIPT), feature_version=version)
-    tree = ast.parse(read(SCRIPT))
-    assert not [node for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)]
-
-
-def test_script_needs_nothing_newer_than_python_3_5():
-    # vermin reads the code for the Python version each construct and library
-    # call needs. gc.freeze (3.7) is the one exception: the script checks for it.
-    result = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "vermin")]
-        + ["--no-tips", "--violations", "-t=3.5-", SCRIPT],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    needs = [line.strip() for line in result.stdout.splitlines() if "requires" in line]
-    assert needs == ["'gc.freeze' member requires !2, 3.7"], result.stdout
-    assert 'if hasattr(gc, "freeze"):' in read(SCRIPT)
-
-
-def lesson_layout():
-    """Line numbers of the script's lesson landmarks, and the functions defined between."""
-    lines = read(SCRIPT).splitlines()
-    init = [i for i, line in enumerate(lines) if "make_initializer(" in line and "name=" in line]
-    found = [i for i, line in enumerate(lines) if ".get_operation_by_name(DATASET_INIT)" in line]
-    divider = [i for i, line in enumerate(lines) if line.startswith("# Below: ")]
-    assert len(init) == 1 and len(divider) == 1 and found
-    tree = ast.parse(read(SCRIPT))
-    between = [
-        node.name
-        for node in tree.body
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef))
-        and init[0] < node.lineno - 1 < found[0]
-    ]
-    return init[0], found[0], divider[0], between
-
-
-def test_the_lesson_comes_first_and_the_machinery_after_the_divider():
-    init, restore, divider, between = lesson_layout()
-    # The initializer is named on the save side and found on the restore side
-    # within a couple of screens, with no export or argument machinery between.
-    assert restore - init <= 150, (init, restore)
-    assert restore < divider
-    for name in ("prepare_export", "swap_into_place", "process_alive", "parse_args", "main"):
-        assert name not in between, between
-    machinery = ["UsageError", "prepare_export", "swap_into_place", "load_export", "main"]
-    defined = {
-        node.name: node.lineno - 1 for node in ast.parse(read(SCRIPT)).body if hasattr(node, "name")
-    }
-    assert all(defined[name] > divider for name in machinery), defined
-    # Every heading of the file's lesson names a part of the README's "How the script works".
-    headings = re.findall(r"^# \d\. (.+)$", read(SCRIPT), re.MULTILINE)
-    section = read(README).split("## How the script works", 1)[1].split("\n## ", 1)[0]
-    parts = re.findall(r"^\d\. \*\*(.+?)\*\*", section, re.MULTILINE)
-    assert headings == parts and len(parts) >= 7, (headings, parts)
-
-
-def test_docstrings_stay_in_proportion_to_the_code():
-    source = read(SCRIPT)
-    tree = ast.parse(source)
-    docstrings = set()
-    for node in ast.walk(tree):
-        kinds = (ast.Module, ast.FunctionDef, ast.ClassDef)
-        if isinstance(node, kinds) and ast.get_docstring(node) is not None:
-            docstrings.update(range(node.body[0].lineno, node.body[0].end_lineno + 1))
-    code = set()
-    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT}
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type not in skip and token.type != tokenize.ENDMARKER:
-            code.update(set(range(token.start[0], token.end[0] + 1)) - docstrings)
-    assert len(docstrings) <= 0.6 * len(code), (len(docstrings), len(code))
-
-
-def test_ruff_is_clean():
-    for args in (["check"], ["format", "--check"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "ruff"] + args + ["."],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            check=False,
-            text=True,
-        )
-        assert result.returncode == 0, result.stdout
 
 
 def test_missing_tf_keras_is_one_line_saying_what_to_install(tmp_path):
