@@ -147,10 +147,26 @@ def run_script(cwd, *args, timeout=600):
 
 
 @pytest.fixture(scope="session")
-def full_run(tmp_path_factory):
-    """One default run of the script in a fresh folder: (folder, CompletedProcess)."""
-    folder = tmp_path_factory.mktemp("full_run")
-    return folder, run_script(folder)
+def full_run(tmp_path_factory, worker_id):
+    """One default run of the script in a fresh folder: (folder, Result).
+
+    One for the whole session: the first worker to ask runs it, the others
+    wait for it and read what it printed.
+    """
+    import fcntl
+    import json
+
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # Under pytest-xdist, this session's folder.
+        shared = shared.parent
+    folder, printed = shared / "full_run", shared / "full_run.json"
+    with open(str(shared / "full_run.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not printed.exists():
+            folder.mkdir()
+            result = run_script(folder)
+            printed.write_text(json.dumps([result.returncode, result.stdout, result.stderr]))
+    return folder, Result(*json.loads(printed.read_text()))
 
 
 @pytest.fixture(scope="session")

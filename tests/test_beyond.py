@@ -93,11 +93,11 @@ def test_show_pitfall_reproduces_the_error_then_does_it_right(tmp_path):
         assert TF_NOTICES.match(line) or "local_rendezvous" in line or "IteratorGetNext" in line
 
 
-def saved_model_cli(*args):
+def saved_model_cli(*args, cwd=None):
     """Runs the saved_model_cli installed with TensorFlow, next to this Python."""
     command = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     return subprocess.run(
-        [command] + list(args), capture_output=True, text=True, check=False, timeout=600
+        [command] + list(args), cwd=cwd, capture_output=True, text=True, check=False, timeout=600
     )
 
 
@@ -136,17 +136,17 @@ def test_saved_model_cli_serves_the_export_without_the_iterator(full_run, sar, t
         labels = np.zeros((n, 5), np.int32)  # The iterator needs some; the model ignores them.
         (through_iterator,) = sar.infer_restored(export_dir, features, labels, n)
         np.testing.assert_allclose(served, through_iterator, atol=1e-6)
-        # As TF Serving wants it: every signature input sent, the iterator's
-        # with placeholder values. The logits are the same.
-        served_all = serve(
-            export_dir,
-            tmp_path,
-            features=features,
-            batch_size_ph=np.int64(1),
-            features_data_ph=np.zeros((0, 10, 30), np.float32),
-            labels_data_ph=np.zeros((0, 5), np.int32),
-        )
-        np.testing.assert_array_equal(served_all, served)
+    # As TF Serving wants it: every signature input sent, the iterator's with
+    # placeholder values. The logits are the same (for the 17 sequences).
+    served_all = serve(
+        export_dir,
+        tmp_path,
+        features=features,
+        batch_size_ph=np.int64(1),
+        features_data_ph=np.zeros((0, 10, 30), np.float32),
+        labels_data_ph=np.zeros((0, 5), np.int32),
+    )
+    np.testing.assert_array_equal(served_all, served)
 
 
 def test_the_original_restore_code_still_works_on_the_export(full_run, sar):

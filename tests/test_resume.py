@@ -41,8 +41,8 @@ def assert_same_as_uninterrupted(folder, result, full_run, from_step):
     assert np.array_equal(np.load(str(folder / EXPECTED)), np.load(str(full_folder / EXPECTED)))
 
 
-def test_a_checkpointed_run_prints_and_exports_what_a_plain_run_does(full_run, tmp_path):
-    result = run_script(tmp_path, "--checkpoint-dir", "ckpt")
+def test_a_checkpointed_run_prints_and_exports_what_a_plain_run_does(full_run, tmp_path, run_main):
+    result = run_main(tmp_path, "--checkpoint-dir", "ckpt")
     assert "Resumed" not in result.stdout
     assert result.stdout == full_run[1].stdout
     assert_same_as_uninterrupted(tmp_path, result, full_run, 0)
@@ -138,10 +138,8 @@ def test_sigkill_at_any_moment_resumes_to_the_same_result(full_run, tmp_path, ru
     # checkpoint is written (right after a step's line), one during the export.
     kills = [
         ("Epoch 0, batch 0", 0.0),
-        ("Epoch 0, batch 1", 0.001),
-        ("Epoch 1, batch 0", 0.002),
+        ("Epoch 0, batch 1", 0.002),
         ("Epoch 1, batch 0", 0.004),
-        ("Epoch 1, batch 1", 0.003),
         ("Saving to", 0.01),
     ]
     partial = []

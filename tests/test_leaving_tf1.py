@@ -1,0 +1,268 @@
+"""docs/leaving-tf1.md: its programs, run exactly as printed, into Keras 3, ONNX Runtime, LiteRT."""
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+from conftest import after, assert_same_output, code_blocks, read, read_until, script_stderr
+from test_beyond import saved_model_cli
+
+EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
+FINAL = "Final inference | Sample value: "
+
+MOVE = "Moving the model to Keras 3"
+FINISH = "Finishing a TF1 training run in Keras 3"
+ONNX = "Running the export in ONNX Runtime"
+LITERT = "Running the model on LiteRT"
+
+
+def keras3_env():
+    """The environment of TF2 code with Keras 3: no TF_USE_LEGACY_KERAS."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    return env
+
+
+def save_program(folder, heading, name):
+    """Saves the first python block under heading as folder/name, as the page says to."""
+    (folder / name).write_text(code_blocks(heading, "python")[0])
+
+
+def run_python(folder, *args, timeout=600):
+    """Runs python3 ARGS in folder, with Keras 3."""
+    return subprocess.run(
+        [sys.executable] + list(args),
+        cwd=str(folder),
+        env=keras3_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+
+
+# Runs saved programs one after another in one process (one TensorFlow import
+# for all), each in its folder, as `python3 NAME` there would: arguments are
+# pairs of folder and program file. Prints each one's output, then its exit.
+RUN_IN_TURN = """
+import os, runpy, sys, traceback
+for folder, name in zip(sys.argv[1::2], sys.argv[2::2]):
+    os.chdir(folder)
+    sys.path.insert(0, folder)
+    sys.modules.pop("to_keras3", None)
+    try:
+        runpy.run_path(name, run_name="__main__")
+        status = 0
+    except SystemExit as exit:
+        status = exit.code
+    except Exception as error:
+        status = type(error).__name__ + ": " + str(error).splitlines()[0]
+    sys.path.remove(folder)
+    print("==== exit: {}".format(status), flush=True)
+"""
+
+
+def run_in_turn(runs):
+    """Runs [(folder, program file), ...] in one Keras 3 process; returns [(stdout, exit)]."""
+    args = [str(part) for run in runs for part in run]
+    result = run_python(runs[0][0], "-c", RUN_IN_TURN, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = re.split(r"^==== exit: (.*)\n", result.stdout, flags=re.MULTILINE)
+    return list(zip(outputs[0:-1:2], outputs[1::2]))
+
+
+def largest_difference(stdout):
+    return float(re.search(r"Largest difference from the TF1 export's logits: (\S+)", stdout)[1])
+
+
+def replaced(text, old, new):
+    """text with old replaced by new; old must be there, so the page's code cannot drift."""
+    assert old in text, old
+    return text.replace(old, new)
+
+
+def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path):
+    folder, _ = full_run
+    shutil.copytree(str(folder / "simple"), str(tmp_path / "simple"))
+    save_program(tmp_path, MOVE, "to_keras3.py")
+    save_program(tmp_path, LITERT, "run_litert.py")
+    features = np.random.RandomState(1).randn(3, 10, 30).astype(np.float32)
+    np.save(str(tmp_path / "x.npy"), features)
+    # The Keras 3 export as a layer, which the TF1 export refuses.
+    (tmp_path / "layer.py").write_text(
+        "import keras, numpy as np\n"
+        "layer = keras.layers.TFSMLayer('simple_keras3', call_endpoint='serve')\n"
+        "np.save('layer.npy', layer(np.load('x.npy')))\n"
+    )
+    # Two variants: expected logits that are off, and Keras's default reset_after.
+    off, reset_after = tmp_path / "off", tmp_path / "reset_after"
+    for variant in (off, reset_after):
+        shutil.copytree(str(folder / "simple"), str(variant / "simple"))
+    expected = np.load(str(folder / EXPECTED))
+    expected[40, 2] += 2e-6
+    np.save(str(off / EXPECTED), expected)
+    program = (tmp_path / "to_keras3.py").read_text()
+    (off / "to_keras3.py").write_text(program)
+    wrong = replaced(program, "reset_after=False", "reset_after=True")
+    (reset_after / "to_keras3.py").write_text(wrong)
+    runs = [(tmp_path, name) for name in ("to_keras3.py", "layer.py", "run_litert.py")]
+    runs += [(off, "to_keras3.py"), (reset_after, "to_keras3.py")]
+    moved, layer, litert, off_run, reset_after_run = run_in_turn(runs)
+    assert moved[1] == "0", moved
+    assert largest_difference(moved[0]) <= 1e-6
+    assert (tmp_path / "simple.keras").is_file()
+    assert (tmp_path / "simple_keras3" / "saved_model.pb").is_file()
+    # It checks, it does not only print; and Keras's default formula does not fit.
+    assert off_run[1] == "1", off_run
+    assert reset_after_run[1].startswith("ValueError: "), reset_after_run
+    assert "is not compatible with provided weight shape" in reset_after_run[1]
+    # LiteRT runs the unrolled model.
+    assert litert[1] == "0", litert
+    assert largest_difference(litert[0]) <= 1e-6
+    assert (tmp_path / "simple.tflite").is_file()
+
+    # The Keras 3 export serves `features` alone, as the page shows, and as a layer.
+    shown = code_blocks(MOVE, "text")[0]
+    command, block = shown.split("\n", 1)
+    assert command.startswith("$ saved_model_cli run ")
+    served = saved_model_cli(*shlex.split(command)[2:], cwd=str(tmp_path))
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert_same_output(block, served.stdout)
+    printed = re.findall(r"[-+]?\d+\.\d*(?:e[-+]?\d+)?", served.stdout.split(":", 1)[1])
+    labels = np.zeros((3, 5), np.int32)
+    (through_iterator,) = sar.infer_restored(str(tmp_path / "simple"), features, labels, 3)
+    np.testing.assert_allclose(np.array(printed, float).reshape(3, 5), through_iterator, atol=1e-6)
+    np.testing.assert_allclose(np.load(str(tmp_path / "layer.npy")), through_iterator, atol=1e-6)
+    assert layer[1] == "0", layer
+
+
+def stop_tf1_run(run_main, folder, steps):
+    """A TF1 run of the script, stopped after global step `steps`, in folder/ckpt."""
+    folder.mkdir(exist_ok=True)
+    result = run_main(folder, "--checkpoint-dir", "ckpt", "--max-steps", str(steps))
+    assert result.returncode == 0, result.stderr
+    for heading, name in ((MOVE, "to_keras3.py"), (FINISH, "finish_in_keras3.py")):
+        save_program(folder, heading, name)
+
+
+def training_lines(stdout):
+    return [line for line in stdout.splitlines() if line.startswith("Epoch")]
+
+
+def final_logits(stdout):
+    return np.array(
+        [[float(x) for x in text.strip("[] ").split()] for text in after(stdout, FINAL)]
+    )
+
+
+def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_path, run_main):
+    _, full = full_run
+    runs = []
+    for steps in (1, 2, 3):
+        stop_tf1_run(run_main, tmp_path / str(steps), steps)
+        runs.append((tmp_path / str(steps), "finish_in_keras3.py"))
+    # Each shortcut the page warns of, taken from the run stopped at step 1.
+    program = code_blocks(FINISH, "python")[0]
+    moments = '    slots[name + "_momentum"].assign(momentum)\n'
+    moments += '    slots[name + "_velocity"].assign(velocity)\n'
+    shortcuts = {
+        "epsilon": ("Adam(learning_rate=1e-2, epsilon=1e-8)", "Adam(learning_rate=1e-2)"),
+        "fresh optimizer": (moments, "    pass\n"),
+        "wrong batch": (".skip(tf1_step)", ""),
+    }
+    for name, (old, new) in shortcuts.items():
+        folder = tmp_path / name.replace(" ", "_")
+        stop_tf1_run(run_main, folder, 1)
+        (folder / "finish_in_keras3.py").write_text(replaced(program, old, new))
+        runs.append((folder, "finish_in_keras3.py"))
+    # And one more finish from step 1, to be killed and run again.
+    cut = tmp_path / "cut"
+    stop_tf1_run(run_main, cut, 1)
+    results = run_in_turn(runs)
+
+    tf1_lines = training_lines(full.stdout)
+    for steps, (stdout, status) in zip((1, 2, 3), results):
+        assert status == "0", stdout
+        first = stdout.splitlines()[0]
+        assert first == f"Moved ckpt/model.ckpt-{steps} into Keras 3 at step {steps}"
+        # The lines the uninterrupted TF1 run prints from that step on.
+        expected = "\n".join(tf1_lines[steps:]) + "\n"
+        assert_same_output(expected, "\n".join(training_lines(stdout)) + "\n")
+        assert (tmp_path / str(steps) / "finished.keras").is_file()
+    # The page shows the output after --max-steps 3.
+    assert_same_output(code_blocks(FINISH, "text")[0], results[2][0])
+    for name, (stdout, status) in zip(shortcuts, results[3:]):
+        assert status == "0", (name, stdout)
+        off = np.abs(final_logits(stdout) - final_logits(full.stdout)).max()
+        # Off by more than the tolerance the right finish is checked with.
+        assert off > (5e-5 if name == "epsilon" else 0.05), (name, off)
+
+    # Killed right after its second step's line (so after a checkpoint, maybe
+    # while the next one is written), then run again: it resumes from its own
+    # checkpoint and ends as the finish that was not stopped, bit for bit.
+    process = subprocess.Popen(
+        [sys.executable, "finish_in_keras3.py"],
+        cwd=str(cut),
+        env=keras3_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    for _ in range(2):
+        read_until(process, "Epoch")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    rest = run_python(cut, "finish_in_keras3.py")
+    assert rest.returncode == 0, rest.stderr[-3000:]
+    assert rest.stdout.startswith("Resumed from ckpt_keras3/ckpt-"), rest.stdout
+    assert after(rest.stdout, FINAL) == after(results[0][0], FINAL)
+    tf = sar.tf
+    ends = [
+        tf.train.load_checkpoint(str(folder / "ckpt_keras3" / "ckpt-4"))
+        for folder in (tmp_path / "1", cut)
+    ]
+    kinds = ends[0].get_variable_to_dtype_map()
+    names = [name for name, kind in kinds.items() if kind != tf.variant]
+    assert len(names) > 20  # The weights, Adam's moments, its step.
+    for name in names:
+        assert np.array_equal(ends[0].get_tensor(name), ends[1].get_tensor(name)), name
+
+
+def test_the_export_runs_in_onnx_runtime(full_run, sar, tmp_path):
+    import onnxruntime
+
+    folder, _ = full_run
+    shutil.copytree(str(folder / "simple"), str(tmp_path / "simple"))
+    install, convert = code_blocks(ONNX, "sh")[0].splitlines()
+    # What the page installs is what the tests install.
+    requirements = read(os.path.join(os.path.dirname(__file__), "requirements.txt"))
+    for package in install.split()[2:]:
+        assert re.search(r"^" + re.escape(package), requirements, re.MULTILINE), package
+    command = shlex.split(convert)
+    assert command[:3] == ["python3", "-m", "tf2onnx.convert"]
+    converted = run_python(tmp_path, *command[1:])
+    assert converted.returncode == 0, converted.stderr[-3000:]
+    save_program(tmp_path, ONNX, "run_onnx.py")
+    result = run_python(tmp_path, "run_onnx.py")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert largest_difference(result.stdout) <= 1e-6
+    assert script_stderr(result.stderr) == []
+    # It checks: off expected logits exit 1.
+    expected = np.load(str(tmp_path / EXPECTED))
+    expected[63, 4] -= 2e-6
+    np.save(str(tmp_path / EXPECTED), expected)
+    assert run_python(tmp_path, "run_onnx.py").returncode == 1
+    # Any number of sequences, of any length, as the TF1 export takes them.
+    session = onnxruntime.InferenceSession(str(tmp_path / "simple.onnx"))
+    rng = np.random.RandomState(2)
+    for count, length in [(1, 10), (5, 3), (17, 25)]:
+        features = rng.randn(count, length, 30).astype(np.float32)
+        (logits,) = session.run(["dense/BiasAdd:0"], {"features:0": features})
+        labels = np.zeros((count, 5), np.int32)
+        (through_iterator,) = sar.infer_restored(str(tmp_path / "simple"), features, labels, count)
+        np.testing.assert_allclose(logits, through_iterator, atol=1e-6)
