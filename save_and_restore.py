@@ -19,7 +19,9 @@ directly, as `saved_model_cli run` and TensorFlow Serving do.
 
 The lesson's second half: a training run stopped mid-epoch resumes where it
 was when its checkpoint holds the iterator's position too, restored by the
-same rule: initialize the iterator, then restore.
+same rule: initialize the iterator, then restore. When the pipeline shuffles
+(--shuffle), the position is a function of the step instead: each epoch's
+order comes from its own seed, and a resumed run skips what it already read.
 
 Runs on TensorFlow 2.12 to 2.21 through `tf.compat.v1` (with the `tf-keras`
 package from 2.16 on), and unchanged on TensorFlow 1.8 (Python 3.5 and later).
@@ -31,6 +33,7 @@ Usage:
     python3 save_and_restore.py --show-pitfall  # also show the FailedPreconditionError
     python3 save_and_restore.py --checkpoint-dir ckpt --max-steps 3  # stop after step 3
     python3 save_and_restore.py --checkpoint-dir ckpt  # resume from there, and finish
+    python3 save_and_restore.py --shuffle ...   # train on a new order each epoch
 
 Writes the SavedModel to ./simple (saved_model.pb, variables/, and the final
 inference in assets.extra/expected_logits.npy), and with --checkpoint-dir a
@@ -141,11 +144,13 @@ def make_data(seed=SEED):
 # 2. Input pipeline
 
 
-def build_input_pipeline():
+def build_input_pipeline(shuffle=False):
     """Builds placeholders -> Dataset -> reinitializable Iterator -> model input.
 
+    With shuffle, training can read each epoch in an order of its own (part 8).
+
     Returns:
-        placeholders: the three placeholders the initializer is fed, by name.
+        placeholders: the placeholders the initializer is fed, by name.
         iterator: the Iterator, whose position a training checkpoint saves.
         init_op: the iterator's initializer, named DATASET_INIT.
         model_input: the next batch's features, or a batch fed in their place.
@@ -154,7 +159,12 @@ def build_input_pipeline():
     batch_size_ph = tf.placeholder(tf.int64, [], name=BATCH_SIZE_KEY)
     features_ph = tf.placeholder(tf.float32, [None, None, NUM_FEATURES], name=FEATURES_KEY)
     labels_ph = tf.placeholder(tf.int32, [None, NUM_CLASSES], name=LABELS_KEY)
-    dataset = tf.data.Dataset.from_tensor_slices((features_ph, labels_ph)).batch(batch_size_ph)
+    placeholders = {BATCH_SIZE_KEY: batch_size_ph, FEATURES_KEY: features_ph, LABELS_KEY: labels_ph}
+    dataset = tf.data.Dataset.from_tensor_slices((features_ph, labels_ph))
+    if shuffle:
+        dataset = shuffle_by_epoch(dataset, batch_size_ph, placeholders)
+    else:
+        dataset = dataset.batch(batch_size_ph)
     iterator = tf.data.Iterator.from_structure(dataset.output_types, dataset.output_shapes)
     # A fixed name is what lets the restore side find this op in the loaded graph.
     init_op = iterator.make_initializer(dataset, name=DATASET_INIT)
@@ -164,7 +174,6 @@ def build_input_pipeline():
     model_input = tf.placeholder_with_default(
         next_features, [None, None, NUM_FEATURES], name=MODEL_INPUT_KEY
     )
-    placeholders = {BATCH_SIZE_KEY: batch_size_ph, FEATURES_KEY: features_ph, LABELS_KEY: labels_ph}
     return placeholders, iterator, init_op, model_input, next_labels
 
 
@@ -231,11 +240,12 @@ def train(sess, init_op, feed_dict, train_op, logits, checkpoint_dir, saver, max
         # Initialize the iterator, then restore its position: TF 2 refuses to
         # restore an iterator that was not initialized (FailedPreconditionError),
         # and initializing it after the restore would send it back to the start.
-        sess.run(init_op, feed_dict=feed_dict)
+        # (A shuffled pipeline is initialized at the checkpoint's step instead.)
+        step = tf.train.load_variable(state.model_checkpoint_path, "global_step")
+        sess.run(init_op, feed_dict=position_feed(feed_dict, step))
         saver.restore(sess, state.model_checkpoint_path)
         # Take over the earlier runs' checkpoints, so that max_to_keep counts them too.
         saver.recover_last_checkpoints(state.all_model_checkpoint_paths)
-        step = sess.run(tf.train.get_global_step())
         epoch, batch = divmod(step, STEPS_PER_EPOCH)
         line = "Resumed from {path}: step {step}, epoch {epoch}, batch {batch}"
         print(line.format(path=state.model_checkpoint_path, step=step, epoch=epoch, batch=batch))
@@ -244,7 +254,7 @@ def train(sess, init_op, feed_dict, train_op, logits, checkpoint_dir, saver, max
         # Each epoch reads the data from the start: the iterator is initialized
         # again. A resumed run goes on from where its restored iterator stands.
         if batch == 0:
-            sess.run(init_op, feed_dict=feed_dict)
+            sess.run(init_op, feed_dict=position_feed(feed_dict, step))
         _, value = sess.run([train_op, logits])
         line = "Epoch {epoch}, batch {batch} | Sample value: {value}"
         print(line.format(epoch=epoch, batch=batch, value=value[0]))
@@ -276,7 +286,7 @@ def save_model(sess, export_path, placeholders, model_input, logits, inferred):
     """Writes the SavedModel at export_path, a folder that must not exist yet."""
     # The signature simple_save records is what the restore side asks for the
     # tensors: the inputs under their own names, the logits under LOGITS_KEY.
-    inputs = dict(placeholders)
+    inputs = {key: placeholders[key] for key in PLACEHOLDER_KEYS}
     inputs[MODEL_INPUT_KEY] = model_input
     tf.saved_model.simple_save(sess, export_path, inputs, {LOGITS_KEY: logits})
     os.mkdir(os.path.join(export_path, os.path.dirname(EXPECTED_LOGITS)))
@@ -374,7 +384,8 @@ def inferences_match(expected, restored, tolerance=0.0):
 # resumed run would read the epoch's first batches again, silently training
 # another model. The iterator's position must be saved too, and restored the
 # same way the export's iterator is used: initialize it first, then restore
-# (train() above does both, given this Saver).
+# (train() above does both, given this Saver). With --shuffle, the position is
+# recomputed from the step instead (below).
 
 
 def make_saveable_from_iterator(iterator):
@@ -385,13 +396,62 @@ def make_saveable_from_iterator(iterator):
     return tf.contrib.data.make_saveable_from_iterator(iterator)
 
 
-def make_checkpoint_saver(iterator):
-    """Returns a Saver of the variables (Adam's and the global step too) and the iterator."""
-    saveable = make_saveable_from_iterator(iterator)
-    # Handed to this Saver alone. TF's guide adds it to the SAVEABLE_OBJECTS
-    # collection instead; simple_save's own Saver then writes the iterator's
-    # state into the export too, and TF 2 fails to load that export.
-    return tf.train.Saver(var_list=tf.global_variables() + [saveable], max_to_keep=2)
+def make_checkpoint_saver(iterator=None):
+    """Returns a Saver of the variables (Adam's and the step too), and of the iterator if given."""
+    var_list = tf.global_variables()
+    if iterator is not None:
+        # Handed to this Saver alone. TF's guide adds it to the SAVEABLE_OBJECTS
+        # collection instead; simple_save's own Saver then writes the iterator's
+        # state into the export too, and TF 2 fails to load that export.
+        var_list.append(make_saveable_from_iterator(iterator))
+    return tf.train.Saver(var_list=var_list, max_to_keep=2)
+
+
+# When the pipeline shuffles (--shuffle), the iterator's saved state is its
+# whole shuffle buffer (TF 2), or cannot be saved at all (TF 1.8). So the
+# position is made a function of the global step instead, and the checkpoint
+# holds no iterator state: each epoch shuffles with its own seed, the same
+# every run, and a resumed run skips the batches of its epoch already read.
+SHUFFLE_BUFFER_KEY = "shuffle_buffer"
+EPOCH_SEED_KEY = "epoch_seed"
+SKIP_BATCHES_KEY = "skip_batches"
+
+
+def shuffle_by_epoch(dataset, batch_size, placeholders):
+    """Returns dataset shuffled and batched from a position fed at initialization.
+
+    Adds the placeholders that feed the position to `placeholders`. Left unfed,
+    they keep the data in order from its first batch, as the export serves it.
+    """
+    buffer_size = tf.placeholder_with_default(tf.constant(1, tf.int64), [], SHUFFLE_BUFFER_KEY)
+    # A fixed seed would replay the same order at each initialization: one per epoch.
+    epoch_seed = tf.placeholder_with_default(tf.constant(0, tf.int64), [], EPOCH_SEED_KEY)
+    skip_batches = tf.placeholder_with_default(tf.constant(0, tf.int64), [], SKIP_BATCHES_KEY)
+    placeholders.update(
+        {
+            SHUFFLE_BUFFER_KEY: buffer_size,
+            EPOCH_SEED_KEY: epoch_seed,
+            SKIP_BATCHES_KEY: skip_batches,
+        }
+    )
+    return dataset.shuffle(buffer_size, seed=epoch_seed).batch(batch_size).skip(skip_batches)
+
+
+def shuffle_feed(placeholders):
+    """What training feeds a shuffled pipeline beside make_feed(): a buffer of the whole data."""
+    return {
+        placeholders[SHUFFLE_BUFFER_KEY]: NUM_SAMPLES,
+        # Epoch 0 from its first batch; position_feed() sets both for a step.
+        placeholders[EPOCH_SEED_KEY]: 0,
+        placeholders[SKIP_BATCHES_KEY]: 0,
+    }
+
+
+def position_feed(feed_dict, step):
+    """feed_dict, with a shuffled pipeline's position set for global step `step`."""
+    epoch, batch = divmod(step, STEPS_PER_EPOCH)
+    position = {EPOCH_SEED_KEY: epoch, SKIP_BATCHES_KEY: batch}
+    return {key: position.get(key.op.name, value) for key, value in feed_dict.items()}
 
 
 # =============================================================================
@@ -687,7 +747,7 @@ CHECKPOINT_FILES = re.compile(
 ITERATOR_STATE = re.compile(r".*Iterator.*(-state|_STATE)$")
 
 
-def check_checkpoint(checkpoint_dir, max_steps):
+def check_checkpoint(checkpoint_dir, max_steps, shuffle=False):
     """Raises UsageError, in one line, unless the run can resume from checkpoint_dir.
 
     Compares the latest checkpoint, if any, with the variables of the default graph.
@@ -701,12 +761,19 @@ def check_checkpoint(checkpoint_dir, max_steps):
     with one_line_errors(damaged.format(path) + " ({reason})"):
         reader = read_checkpoint(path, sorted(variables))
         saved = reader.get_variable_to_shape_map()
+        wrong = [name for name in sorted(variables) if saved.get(name) != variables[name]]
+        if wrong:
+            raise ValueError("{} is missing or of another shape".format(wrong[0]))
+        # A --shuffle run saves no iterator state: its position is a function of
+        # the step, and means other batches than a plain run's.
+        positions = [name for name in saved if ITERATOR_STATE.match(name)]
+        if shuffle == bool(positions):
+            line = "cannot resume from {}: it was written {} --shuffle: resume it {} --shuffle"
+            raise UsageError(line.format(path, *["without" if shuffle else "with"] * 2))
         # TF 1.8 saves the position as <iterator>-state, TF 2 as <iterator>_STATE,
         # in formats the other cannot read.
         suffix = "_STATE" if hasattr(tf.data, "experimental") else "-state"
-        foreign = [
-            name for name in saved if ITERATOR_STATE.match(name) and not name.endswith(suffix)
-        ]
+        foreign = [name for name in positions if not name.endswith(suffix)]
         if foreign:
             raise UsageError(
                 "cannot resume from {}: it was written by another TensorFlow version, whose "
@@ -714,9 +781,6 @@ def check_checkpoint(checkpoint_dir, max_steps):
                 "that wrote it, or carry its weights, Adam and step into Keras 3 "
                 "(docs/leaving-tf1.md)".format(path, foreign[0], tf.__version__)
             )
-        wrong = [name for name in sorted(variables) if saved.get(name) != variables[name]]
-        if wrong:
-            raise ValueError("{} is missing or of another shape".format(wrong[0]))
         step = int(reader.get_tensor("global_step"))
     if max_steps is not None and step > max_steps:
         line = "--max-steps {} is behind {}, which is already at step {}: "
@@ -727,16 +791,18 @@ def check_checkpoint(checkpoint_dir, max_steps):
 # -- The command line ---------------------------------------------------------
 
 
-def train_and_export(export_dir, features_array, labels_array, checkpoint_dir=None, max_steps=None):
-    """Parts 1 to 5 and 8, run safely: returns the final inference per batch.
+def train_and_export(export_dir, features_array, labels_array, args):
+    """Parts 2 to 5 and 8, run safely: returns the final inference per batch.
 
-    Returns None when training stopped at max_steps, before exporting.
+    Returns None when training stopped at --max-steps, before exporting.
     """
+    checkpoint_dir, max_steps = args.checkpoint_dir, args.max_steps
     staging = prepare_export(export_dir)  # First, so that a refusal comes before training.
     try:
         with tf.Graph().as_default() as graph:
             tf.set_random_seed(SEED)
-            placeholders, iterator, init_op, model_input, next_labels = build_input_pipeline()
+            pipeline = build_input_pipeline(args.shuffle)
+            placeholders, iterator, init_op, model_input, next_labels = pipeline
             # Resource variables, as TF2 has them: TF2 code that loads the export with
             # tf.saved_model.load() warns once per variable of the TF1 default kind.
             with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
@@ -745,14 +811,18 @@ def train_and_export(export_dir, features_array, labels_array, checkpoint_dir=No
             saver = None
             if checkpoint_dir is not None:
                 check_checkpoint_dir(checkpoint_dir)
-                saver = make_checkpoint_saver(iterator)
-                check_checkpoint(checkpoint_dir, max_steps)
+                # With --shuffle, the position is recomputed from the step: not saved.
+                saver = make_checkpoint_saver(None if args.shuffle else iterator)
+                check_checkpoint(checkpoint_dir, max_steps, args.shuffle)
             with new_session(graph) as sess:
                 sess.run(tf.global_variables_initializer())
                 feed_dict = make_feed(placeholders, features_array, labels_array, BATCH_SIZE)
+                train_feed = dict(feed_dict)
+                if args.shuffle:  # Only training shuffles: the final inference reads in order.
+                    train_feed.update(shuffle_feed(placeholders))
                 steps = max_steps or TRAIN_STEPS
                 step = train(
-                    sess, init_op, feed_dict, train_op, logits, checkpoint_dir, saver, steps
+                    sess, init_op, train_feed, train_op, logits, checkpoint_dir, saver, steps
                 )
                 if step < TRAIN_STEPS:
                     return None
@@ -829,6 +899,12 @@ def parse_args(argv=None):
         help="stop training after this global step, as an interrupted run would "
         "(needs --checkpoint-dir)",
     )
+    parser.add_argument(
+        "--shuffle",
+        action="store_true",
+        help="train on each epoch in an order of its own (the same every run); with "
+        "--checkpoint-dir, the position resumes from the step",
+    )
     mode.add_argument(
         "--show-pitfall",
         action="store_true",
@@ -838,8 +914,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.max_steps is not None and args.checkpoint_dir is None:
         parser.error("--max-steps needs --checkpoint-dir, where the next run resumes from")
-    if args.restore_only and args.checkpoint_dir is not None:
-        parser.error("--checkpoint-dir is for training: not allowed with --restore-only")
+    for flag in ("checkpoint_dir", "shuffle"):
+        if args.restore_only and getattr(args, flag) not in (None, False):
+            name = "--" + flag.replace("_", "-")
+            parser.error("{} is for training: not allowed with --restore-only".format(name))
     return args
 
 
@@ -863,9 +941,7 @@ def main(argv=None):
         if args.restore_only:
             clean_up_killed_runs(export_dir)
         else:
-            expected = train_and_export(
-                export_dir, features_array, labels_array, args.checkpoint_dir, args.max_steps
-            )
+            expected = train_and_export(export_dir, features_array, labels_array, args)
             if expected is None:
                 explain_stop(args.checkpoint_dir)
                 return 0

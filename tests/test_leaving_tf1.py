@@ -127,7 +127,8 @@ def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path
     assert (tmp_path / "simple.tflite").is_file()
 
     # The Keras 3 export serves `features` alone, as the page shows, and as a layer.
-    shown = code_blocks(MOVE, "text")[0]
+    printed, shown = code_blocks(MOVE, "text")[:2]
+    assert_same_output(printed, moved[0])
     command, block = shown.split("\n", 1)
     assert command.startswith("$ saved_model_cli run ")
     served = saved_model_cli(*shlex.split(command)[2:], cwd=str(tmp_path))
@@ -141,10 +142,10 @@ def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path
     assert layer[1] == "0", layer
 
 
-def stop_tf1_run(run_main, folder, steps):
+def stop_tf1_run(run_main, folder, steps, *args):
     """A TF1 run of the script, stopped after global step `steps`, in folder/ckpt."""
     folder.mkdir(exist_ok=True)
-    result = run_main(folder, "--checkpoint-dir", "ckpt", "--max-steps", str(steps))
+    result = run_main(folder, "--checkpoint-dir", "ckpt", "--max-steps", str(steps), *args)
     assert result.returncode == 0, result.stderr
     for heading, name in ((MOVE, "to_keras3.py"), (FINISH, "finish_in_keras3.py")):
         save_program(folder, heading, name)
@@ -180,6 +181,11 @@ def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_
         stop_tf1_run(run_main, folder, 1)
         (folder / "finish_in_keras3.py").write_text(replaced(program, old, new))
         runs.append((folder, "finish_in_keras3.py"))
+    # A --shuffle run, stopped at step 2: the finish recomputes its orders too.
+    (tmp_path / "shuffled").mkdir()
+    shuffled = run_main(tmp_path / "shuffled", "--shuffle")
+    stop_tf1_run(run_main, tmp_path / "shuffled", 2, "--shuffle")
+    runs.append((tmp_path / "shuffled", "finish_in_keras3.py"))
     # And one more finish from step 1, to be killed and run again.
     cut = tmp_path / "cut"
     stop_tf1_run(run_main, cut, 1)
@@ -196,7 +202,10 @@ def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_
         assert (tmp_path / str(steps) / "finished.keras").is_file()
     # The page shows the output after --max-steps 3.
     assert_same_output(code_blocks(FINISH, "text")[0], results[2][0])
-    for name, (stdout, status) in zip(shortcuts, results[3:]):
+    shuffled_lines = "\n".join(training_lines(shuffled.stdout)[2:]) + "\n"
+    assert results[6][1] == "0", results[6]
+    assert_same_output(shuffled_lines, "\n".join(training_lines(results[6][0])) + "\n")
+    for name, (stdout, status) in zip(shortcuts, results[3:6]):
         assert status == "0", (name, stdout)
         off = np.abs(final_logits(stdout) - final_logits(full.stdout)).max()
         # Off by more than the tolerance the right finish is checked with.

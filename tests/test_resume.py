@@ -185,6 +185,12 @@ def test_without_the_iterators_position_the_resumed_run_trains_another_model(
     # The first trap: a Saver of the variables alone (TensorFlow's default).
     monkeypatch.setattr(sar, "make_checkpoint_saver", lambda iterator: sar.tf.train.Saver())
     assert run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", "3").returncode == 0
+    # The script refuses such a checkpoint, as it would a --shuffle one...
+    before = snapshot(str(tmp_path))
+    assert_refused(run_main(tmp_path, "--checkpoint-dir", "ckpt"), "written with --shuffle")
+    assert snapshot(str(tmp_path)) == before
+    # ...because without the refusal, TensorFlow resumes from it.
+    monkeypatch.setattr(sar, "check_checkpoint", lambda *args: None)
     resumed = run_main(tmp_path, "--checkpoint-dir", "ckpt")
     # No error: the run goes on and even matches its own export...
     assert resumed.returncode == 0, resumed.stderr
