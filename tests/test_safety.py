@@ -191,9 +191,9 @@ def save_foreign_model(sar, export_dir, tags=("serve",), inputs=("x",)):
         builder.save()
 
 
-def test_restore_only_on_a_savedmodel_without_the_serve_tag(sar, tmp_path):
+def test_restore_only_on_a_savedmodel_without_the_serve_tag(sar, tmp_path, run_main):
     save_foreign_model(sar, str(tmp_path / "simple"), tags=("train",))
-    assert_refused(run_script(tmp_path, "--restore-only"), "cannot load simple", "'serve'")
+    assert_refused(run_main(tmp_path, "--restore-only"), "cannot load simple", "'serve'")
 
 
 def test_restore_only_on_a_savedmodel_without_the_expected_signature(sar, tmp_path, run_main):
@@ -219,8 +219,8 @@ def test_batch_size_must_be_a_positive_integer(tmp_path, run_main, value):
     assert os.listdir(str(tmp_path)) == []
 
 
-def test_an_unknown_argument_is_one_line(tmp_path):
-    assert_refused(run_script(tmp_path, "--bogus"), "unrecognized arguments: --bogus")
+def test_an_unknown_argument_is_one_line(tmp_path, run_main):
+    assert_refused(run_main(tmp_path, "--bogus"), "unrecognized arguments: --bogus")
 
 
 def test_export_dir_in_a_missing_folder(tmp_path, run_main):
