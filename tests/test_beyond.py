@@ -2,6 +2,7 @@
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -128,16 +129,27 @@ def serve(export_dir, folder, **inputs):
 def test_saved_model_cli_serves_the_export_without_the_iterator(full_run, sar, tmp_path):
     folder, _ = full_run
     export_dir = str(folder / "simple")
-    rng = np.random.RandomState(1)  # Inputs the model has never seen.
-    for n in (3, 17):
-        features = rng.randn(n, 10, 30).astype(np.float32)
-        served = serve(export_dir, tmp_path, features=features)
-        assert served.shape == (n, 5)
-        labels = np.zeros((n, 5), np.int32)  # The iterator needs some; the model ignores them.
-        (through_iterator,) = sar.infer_restored(export_dir, features, labels, n)
-        np.testing.assert_allclose(served, through_iterator, atol=1e-6)
-    # As TF Serving wants it: every signature input sent, the iterator's with
-    # placeholder values. The logits are the same (for the 17 sequences).
+    # The page's two commands, as printed, in a folder holding simple/.
+    os.symlink(export_dir, str(tmp_path / "simple"))
+    block = code_blocks("Serving the export", "text")[1]
+    commands = re.findall(r"^\$ (.*)$", block, re.MULTILINE)
+    assert len(commands) == 2 and commands[0].startswith("python3 -c ")
+    made = subprocess.run(
+        [sys.executable] + shlex.split(commands[0])[1:], cwd=str(tmp_path), check=False
+    )
+    assert made.returncode == 0
+    served = saved_model_cli(*shlex.split(commands[1])[1:], cwd=str(tmp_path))
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert_same_output(block.split(commands[1] + "\n", 1)[1], served.stdout)
+    # Inputs the model has never seen: the iterator path gives the same logits.
+    features = np.load(str(tmp_path / "x.npy"))
+    printed = re.findall(r"[-+]?\d+\.\d*(?:e[-+]?\d+)?", served.stdout.split(":", 1)[1])
+    labels = np.zeros((3, 5), np.int32)  # The iterator needs some; the model ignores them.
+    (through_iterator,) = sar.infer_restored(export_dir, features, labels, 3)
+    np.testing.assert_allclose(np.array(printed, float).reshape(3, 5), through_iterator, atol=1e-6)
+    # As TF Serving wants it, for any number of sequences: every signature
+    # input sent, the iterator's with placeholder values. The same logits.
+    features = np.random.RandomState(2).randn(17, 10, 30).astype(np.float32)
     served_all = serve(
         export_dir,
         tmp_path,
@@ -146,7 +158,8 @@ def test_saved_model_cli_serves_the_export_without_the_iterator(full_run, sar, t
         features_data_ph=np.zeros((0, 10, 30), np.float32),
         labels_data_ph=np.zeros((0, 5), np.int32),
     )
-    np.testing.assert_array_equal(served_all, served)
+    (through_iterator,) = sar.infer_restored(export_dir, features, np.zeros((17, 5), np.int32), 17)
+    np.testing.assert_allclose(served_all, through_iterator, atol=1e-6)
 
 
 def test_the_original_restore_code_still_works_on_the_export(full_run, sar):
