@@ -33,7 +33,7 @@ Usage:
     python3 save_and_restore.py --show-pitfall  # also show the FailedPreconditionError
     python3 save_and_restore.py --checkpoint-dir ckpt --max-steps 3  # stop after step 3
     python3 save_and_restore.py --checkpoint-dir ckpt  # resume from there, and finish
-    python3 save_and_restore.py --shuffle ...   # train on a new order each epoch
+    python3 save_and_restore.py --shuffle --checkpoint-dir ckpt  # an order per epoch, too
 
 Writes the SavedModel to ./simple (saved_model.pb, variables/, and the final
 inference in assets.extra/expected_logits.npy), and with --checkpoint-dir a
@@ -151,7 +151,7 @@ def build_input_pipeline(shuffle=False):
 
     Returns:
         placeholders: the placeholders the initializer is fed, by name.
-        iterator: the Iterator, whose position a training checkpoint saves.
+        iterator: the Iterator, whose position a plain training checkpoint saves.
         init_op: the iterator's initializer, named DATASET_INIT.
         model_input: the next batch's features, or a batch fed in their place.
         next_labels: the next batch's labels.

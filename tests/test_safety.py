@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import read_until, run_script, script_stderr, start_script
+from conftest import code_blocks, read_until, run_script, script_stderr, start_script
 
 
 def snapshot(path):
@@ -128,6 +128,15 @@ def test_restore_only_on_a_missing_path(tmp_path, run_main):
     (tmp_path / "model").write_bytes(b"")
     args = ["--restore-only", "--export-dir", "model"]
     assert_refused(run_main(tmp_path, *args), "model is not a directory")
+
+
+def test_the_safety_page_shows_what_a_missing_export_prints(tmp_path, run_main):
+    (block,) = code_blocks("Bad input: one line, exit status 2", "text")
+    command, *printed = block.splitlines()
+    assert command.startswith("$ python3 save_and_restore.py ")
+    result = run_main(tmp_path, *command.split()[3:])
+    assert result.returncode == 2
+    assert result.stdout.splitlines() + script_stderr(result.stderr) == printed
 
 
 def test_restore_only_on_an_empty_folder(tmp_path, run_main):
