@@ -768,7 +768,8 @@ def check_checkpoint(checkpoint_dir, max_steps, shuffle=False):
         # the step, and means other batches than a plain run's.
         positions = [name for name in saved if ITERATOR_STATE.match(name)]
         if shuffle == bool(positions):
-            line = "cannot resume from {}: it was written {} --shuffle: resume it {} --shuffle"
+            line = "cannot resume from {}: it was written {} --shuffle: resume it {} --shuffle, "
+            line += "or start anew in another --checkpoint-dir"
             raise UsageError(line.format(path, *["without" if shuffle else "with"] * 2))
         # TF 1.8 saves the position as <iterator>-state, TF 2 as <iterator>_STATE,
         # in formats the other cannot read.

@@ -71,8 +71,8 @@ def test_shuffle_resumes_as_if_never_stopped(full_run, tmp_path, run_main, sar):
 
     # The page's transcript: a stop at step 2, and the resume, in a new process.
     (stop, resume), (refused,) = [transcript(block) for block in code_blocks(SHUFFLED, "text")]
-    assert stop[0] == ["--shuffle", "--checkpoint-dir", "ckpt", "--max-steps", "2"]
-    assert resume[0] == ["--shuffle", "--checkpoint-dir", "ckpt"]
+    assert stop[0] == ["--shuffle", "--checkpoint-dir", "ckpt_shuffled", "--max-steps", "2"]
+    assert resume[0] == ["--shuffle", "--checkpoint-dir", "ckpt_shuffled"]
     folder = tmp_path / "page"
     folder.mkdir()
     assert_same_output(stop[1], run_main(folder, *stop[0]).stdout)
@@ -84,7 +84,7 @@ def test_shuffle_resumes_as_if_never_stopped(full_run, tmp_path, run_main, sar):
     assert np.array_equal(np.load(str(folder / EXPECTED)), expected)
 
     # The checkpoint holds no iterator state, and is smaller than a plain one's.
-    ckpt = str(folder / "ckpt")
+    ckpt = str(folder / "ckpt_shuffled")
     names = sar.tf.train.NewCheckpointReader(os.path.join(ckpt, "model.ckpt-4"))
     assert not [name for name in names.get_variable_to_shape_map() if "Iterator" in name]
     (tmp_path / "plain").mkdir()
@@ -94,14 +94,14 @@ def test_shuffle_resumes_as_if_never_stopped(full_run, tmp_path, run_main, sar):
     assert checkpoint_size(os.path.join(ckpt, "model.ckpt-4")) < plain_size
 
     # The other --shuffle setting is refused, both ways, and nothing is touched.
-    assert refused[0] == ["--checkpoint-dir", "ckpt"]
+    assert refused[0] == ["--checkpoint-dir", "ckpt_shuffled"]
     before = snapshot(str(folder))
     line = assert_refused(run_main(folder, *refused[0]), "written with --shuffle")
     assert_same_output(refused[1], line + "\n")
     assert snapshot(str(folder)) == before
     before = snapshot(str(tmp_path / "plain"))
     line = assert_refused(run_main(tmp_path / "plain", "--shuffle", "--checkpoint-dir", "ckpt"))
-    assert line.endswith("was written without --shuffle: resume it without --shuffle")
+    assert "was written without --shuffle: resume it without --shuffle, or start anew" in line
     assert snapshot(str(tmp_path / "plain")) == before
 
     # Killed mid-training, some while a checkpoint was written, then resumed.
