@@ -500,15 +500,15 @@ def reason(error):
 
 
 @contextlib.contextmanager
-def one_line_errors(template):
-    """Turns a TensorFlow error in the block into UsageError(template.format(reason=...))."""
+def one_line_errors(template, *values):
+    """Turns a TensorFlow error in the block into a one-line UsageError from template."""
     try:
         yield
     except (OSError, RuntimeError, ValueError, IndexError, tf.errors.OpError) as error:
-        raise UsageError(template.format(reason=reason(error)))
+        raise UsageError(template.format(*values, reason=reason(error)))
     except KeyError as error:  # An op that this (older) TensorFlow does not have.
         what = "TensorFlow {} has no op {}".format(tf.__version__, error)
-        raise UsageError(template.format(reason=what))
+        raise UsageError(template.format(*values, reason=what))
 
 
 # -- The export: written beside the old one, then swapped into place ----------
@@ -697,8 +697,18 @@ def check_export(export_dir):
         )
     if DATASET_INIT not in [node.name for node in meta_graph.graph_def.node]:
         raise UsageError("{} has no {} operation: {}".format(export_dir, DATASET_INIT, not_ours))
-    with one_line_errors("cannot load " + export_dir + ": {reason}"):
+    with one_line_errors("cannot load {}: {reason}", export_dir):
         read_checkpoint(os.path.join(export_dir, "variables", "variables"))
+
+
+# What a Saver writes in a checkpoint folder, temporary files of a killed save included.
+CHECKPOINT_FILES = re.compile(
+    r"checkpoint(\.tmp\w*)?$"
+    r"|model\.ckpt-\d+(\.index|\.data-\d+-of-\d+|\.meta)(\.tempstate\d+)?$"
+    r"|model\.ckpt-\d+_temp\w*$"
+)
+# How a checkpoint names the iterator's saved position: TF 1.8 and TF 2 differ.
+ITERATOR_STATE = re.compile(r".*Iterator.*(-state|_STATE)$")
 
 
 def check_checkpoint_dir(checkpoint_dir):
@@ -737,16 +747,6 @@ def check_checkpoint_dir(checkpoint_dir):
             )
 
 
-# What a Saver writes in a checkpoint folder, temporary files of a killed save included.
-CHECKPOINT_FILES = re.compile(
-    r"checkpoint(\.tmp\w*)?$"
-    r"|model\.ckpt-\d+(\.index|\.data-\d+-of-\d+|\.meta)(\.tempstate\d+)?$"
-    r"|model\.ckpt-\d+_temp\w*$"
-)
-# How a checkpoint names the iterator's saved position: TF 1.8 and TF 2 differ.
-ITERATOR_STATE = re.compile(r".*Iterator.*(-state|_STATE)$")
-
-
 def check_checkpoint(checkpoint_dir, max_steps, shuffle=False):
     """Raises UsageError, in one line, unless the run can resume from checkpoint_dir.
 
@@ -758,7 +758,7 @@ def check_checkpoint(checkpoint_dir, max_steps, shuffle=False):
     path = state.model_checkpoint_path
     variables = {var.op.name: var.shape.as_list() for var in tf.global_variables()}
     damaged = "cannot resume from {}: it is damaged, or not a checkpoint of this script's graph"
-    with one_line_errors(damaged.format(path) + " ({reason})"):
+    with one_line_errors(damaged + " ({reason})", path):
         reader = read_checkpoint(path, sorted(variables))
         saved = reader.get_variable_to_shape_map()
         wrong = [name for name in sorted(variables) if saved.get(name) != variables[name]]
@@ -936,7 +936,6 @@ def main(argv=None):
     setup_tensorflow()
     export_dir = os.path.normpath(args.export_dir)
     features_array, labels_array = make_data()
-    restore_errors = "cannot load " + export_dir + ": {reason}"
     pitfall = None
     try:
         if args.restore_only:
@@ -947,7 +946,7 @@ def main(argv=None):
                 explain_stop(args.checkpoint_dir)
                 return 0
             if args.show_pitfall:
-                with one_line_errors(restore_errors):
+                with one_line_errors("cannot load {}: {reason}", export_dir):
                     pitfall = show_pitfall(
                         export_dir, features_array, labels_array, args.batch_size
                     )
@@ -955,7 +954,7 @@ def main(argv=None):
             print()
         print("Restoring from {}".format(export_dir))
         check_export(export_dir)
-        with one_line_errors(restore_errors):
+        with one_line_errors("cannot load {}: {reason}", export_dir):
             restored = infer_restored(export_dir, features_array, labels_array, args.batch_size)
         if args.restore_only:
             expected = load_expected(export_dir)

@@ -166,6 +166,18 @@ def test_restore_only_on_a_corrupt_saved_model_pb(full_run, tmp_path, run_main, 
     assert_refused(run_main(tmp_path, "--restore-only"), "cannot load simple", "saved_model.pb")
 
 
+def test_restore_only_on_damaged_variables_in_a_folder_named_with_braces(
+    full_run, tmp_path, run_main
+):
+    folder, _ = full_run
+    export = tmp_path / "my{export}"
+    shutil.copytree(str(folder / "simple"), str(export))
+    (data,) = (export / "variables").glob("variables.data-*")
+    data.write_bytes(data.read_bytes()[:30])
+    line = assert_refused(run_main(tmp_path, "--restore-only", "--export-dir", "my{export}"))
+    assert line == "error: cannot load my{export}: Read less bytes than requested"
+
+
 def test_restore_only_on_an_export_without_variables(full_run, tmp_path, run_main):
     shutil.rmtree(str(broken_copy(full_run, tmp_path) / "variables"))
     assert_refused(run_main(tmp_path, "--restore-only"), "simple has no variables/")
