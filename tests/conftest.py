@@ -75,6 +75,21 @@ def code_blocks(heading, language):
     )
 
 
+# What a run writes beside its model, and how it prints its final inference.
+EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
+FINAL = "Final inference | Sample value: "
+
+
+def training_lines(stdout):
+    """The lines a run prints for its training steps and final inference."""
+    return [line for line in stdout.splitlines() if line.startswith("Epoch")]
+
+
+def from_saving(stdout):
+    """What a full run prints from its export on."""
+    return stdout[stdout.index("\nSaving to") :]
+
+
 def after(stdout, marker):
     """The text after marker on each line of stdout that contains it."""
     return [line.split(marker, 1)[1] for line in stdout.splitlines() if marker in line]

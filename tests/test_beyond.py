@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 from conftest import (
+    EXPECTED,
     TF_NOTICES,
     after,
     assert_same_output,
@@ -20,7 +21,6 @@ from conftest import (
 )
 from test_safety import snapshot
 
-EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
 GETNEXT_ERROR = "GetNext() failed because the iterator has not been initialized"
 
 

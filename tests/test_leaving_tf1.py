@@ -9,11 +9,19 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import after, assert_same_output, code_blocks, read, read_until, script_stderr
+from conftest import (
+    EXPECTED,
+    FINAL,
+    after,
+    assert_same_output,
+    code_blocks,
+    parse_array,
+    read,
+    read_until,
+    script_stderr,
+    training_lines,
+)
 from test_beyond import saved_model_cli
-
-EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
-FINAL = "Final inference | Sample value: "
 
 MOVE = "Moving the model to Keras 3"
 FINISH = "Finishing a TF1 training run in Keras 3"
@@ -151,14 +159,8 @@ def stop_tf1_run(run_main, folder, steps, *args):
         save_program(folder, heading, name)
 
 
-def training_lines(stdout):
-    return [line for line in stdout.splitlines() if line.startswith("Epoch")]
-
-
 def final_logits(stdout):
-    return np.array(
-        [[float(x) for x in text.strip("[] ").split()] for text in after(stdout, FINAL)]
-    )
+    return np.array([parse_array(text) for text in after(stdout, FINAL)])
 
 
 def copy_of(folder, to):

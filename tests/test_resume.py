@@ -9,23 +9,21 @@ import time
 import numpy as np
 import pytest
 from conftest import (
+    EXPECTED,
+    FINAL,
     after,
     assert_same_output,
     code_blocks,
+    from_saving,
     read,
     read_until,
     run_script,
     start_script,
+    training_lines,
 )
 from test_safety import assert_refused, snapshot
 
-EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
 STEPS = 4  # 2 epochs of 2 batches.
-FINAL = "Final inference | Sample value: "
-
-
-def training_lines(stdout):
-    return [line for line in stdout.splitlines() if line.startswith("Epoch")]
 
 
 def assert_same_as_uninterrupted(folder, result, full_run, from_step):
@@ -34,10 +32,7 @@ def assert_same_as_uninterrupted(folder, result, full_run, from_step):
     assert result.returncode == 0, result.stderr[-3000:]
     assert training_lines(result.stdout) == training_lines(full.stdout)[from_step:]
     # From the "Saving" line on, the output is the uninterrupted run's, verbatim.
-    assert (
-        result.stdout[result.stdout.index("\nSaving to") :]
-        == full.stdout[full.stdout.index("\nSaving to") :]
-    )
+    assert from_saving(result.stdout) == from_saving(full.stdout)
     assert np.array_equal(np.load(str(folder / EXPECTED)), np.load(str(full_folder / EXPECTED)))
 
 

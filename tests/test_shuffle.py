@@ -7,26 +7,21 @@ import time
 
 import numpy as np
 from conftest import (
+    EXPECTED,
+    FINAL,
     after,
     assert_same_output,
     code_blocks,
+    from_saving,
     read_until,
     run_script,
     start_script,
+    training_lines,
 )
-from test_resume import EXPECTED, transcript
+from test_resume import transcript
 from test_safety import assert_refused, snapshot
 
-FINAL = "Final inference | Sample value: "
 SHUFFLED = "When the pipeline shuffles"
-
-
-def training_lines(stdout):
-    return [line for line in stdout.splitlines() if line.startswith("Epoch")]
-
-
-def from_saving(stdout):
-    return stdout[stdout.index("\nSaving to") :]
 
 
 def checkpoint_size(prefix):
