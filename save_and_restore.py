@@ -48,6 +48,7 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import warnings
@@ -73,6 +74,21 @@ else:
 # TensorFlow reads it once, when it is imported.
 if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"
+
+
+# Ctrl-C (SIGINT) and `kill` (SIGTERM) end a run with one line, not a traceback.
+# Importing TensorFlow takes seconds, and nothing is written until it is done,
+# so a signal until then ends the run at once; main() takes over from there.
+def stop_before_anything_is_written(signum, frame):
+    """Ends the run: it was stopped before it wrote anything."""
+    line = "interrupted by {} before anything was written\n"
+    os.write(2, line.format(signal.Signals(signum).name).encode())
+    os._exit(128 + signum)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, stop_before_anything_is_written)
+    signal.signal(signal.SIGTERM, stop_before_anything_is_written)
 
 try:
     import tensorflow.compat.v1 as tf
@@ -544,22 +560,30 @@ def process_alive(pid):
 
 
 @contextlib.contextmanager
-def swap_lock(export_dir):
-    """Holds an exclusive lock on the folder that holds export_dir (POSIX only)."""
-    # Two runs swapping exports into the same place at once would interleave
-    # their renames. The lock is on the folder itself, so it leaves no file
-    # behind, and the system releases it when its process dies, even by SIGKILL.
+def folder_lock(folder, busy=None):
+    """Holds an exclusive lock on folder (POSIX): waits for it, or given busy, raises UsageError(busy)."""
+    # The lock is on the folder itself, so it leaves no file behind, and the
+    # system releases it when its process dies, even by SIGKILL.
     try:
         import fcntl
     except ImportError:  # Not POSIX: no lock.
         yield
         return
-    folder = os.open(os.path.dirname(os.path.abspath(export_dir)), os.O_RDONLY)
+    descriptor = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(folder, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
+        except BlockingIOError:
+            raise UsageError(busy)
         yield
     finally:
-        os.close(folder)  # Releases the lock.
+        os.close(descriptor)  # Releases the lock.
+
+
+def swap_lock(export_dir):
+    """Holds the lock on the folder that holds export_dir, for one swap at a time."""
+    # Two runs swapping exports into the same place at once would interleave their renames.
+    return folder_lock(os.path.dirname(os.path.abspath(export_dir)))
 
 
 def remove_staging(staging, export_dir):
@@ -585,11 +609,10 @@ def clean_up_killed_runs(export_dir):
             remove_staging(os.path.join(parent, name), export_dir)
 
 
-def prepare_export(export_dir):
-    """Checks that export_dir may be written; returns a new staging directory beside it.
+def check_export_dir(export_dir):
+    """Raises UsageError unless export_dir may be replaced by an export; cleans up after killed runs.
 
     Called before training, so that a refusal does not come after the wait.
-    Raises UsageError when export_dir is not ours to replace or its folder is unusable.
     """
     parent = os.path.dirname(os.path.abspath(export_dir))
     if not os.path.isdir(parent):
@@ -608,6 +631,11 @@ def prepare_export(export_dir):
             "{} exists and is not a SavedModel, so it is left as it is: "
             "choose another --export-dir, or remove it yourself".format(export_dir)
         )
+
+
+def make_staging(export_dir):
+    """Returns a new staging directory beside export_dir, where the new export is written."""
+    parent = os.path.dirname(os.path.abspath(export_dir))
     prefix = "{}{}-".format(staging_prefix(export_dir), os.getpid())
     try:
         return tempfile.mkdtemp(prefix=prefix, dir=parent)
@@ -711,20 +739,34 @@ CHECKPOINT_FILES = re.compile(
 ITERATOR_STATE = re.compile(r".*Iterator.*(-state|_STATE)$")
 
 
-def check_checkpoint_dir(checkpoint_dir):
-    """Checks that checkpoint_dir is new or holds this script's checkpoints; makes it if new."""
+def make_checkpoint_dir(checkpoint_dir, export_dir):
+    """Makes checkpoint_dir if it is new; refuses a file, or a folder the export would take."""
+    checkpoints = os.path.realpath(checkpoint_dir)
+    export = os.path.realpath(export_dir)
+    # The export is swapped into place by renames in its folder, under a lock on
+    # that folder: checkpoints there, or inside the export, would be in the way.
+    if checkpoints == os.path.dirname(export) or (checkpoints + os.sep).startswith(export + os.sep):
+        raise UsageError(
+            "--checkpoint-dir {} is the export's folder, or inside the export {}: "
+            "give a folder of its own".format(checkpoint_dir, export_dir)
+        )
     if os.path.lexists(checkpoint_dir) and not os.path.isdir(checkpoint_dir):
         raise UsageError(
             "--checkpoint-dir {} is not a folder: give a new folder, or one this "
             "script wrote its checkpoints in".format(checkpoint_dir)
         )
-    if not os.path.isdir(checkpoint_dir):
-        try:
-            os.mkdir(checkpoint_dir)
-        except OSError as error:
-            raise UsageError(
-                "cannot make --checkpoint-dir {}: {}".format(checkpoint_dir, error.strerror)
-            )
+    try:
+        os.mkdir(checkpoint_dir)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise UsageError(
+            "cannot make --checkpoint-dir {}: {}".format(checkpoint_dir, error.strerror)
+        )
+
+
+def check_checkpoint_dir(checkpoint_dir):
+    """Raises UsageError unless checkpoint_dir holds nothing but this script's checkpoints."""
     others = sorted(name for name in os.listdir(checkpoint_dir) if not CHECKPOINT_FILES.match(name))
     if others:
         raise UsageError(
@@ -798,45 +840,50 @@ def train_and_export(export_dir, features_array, labels_array, args):
     Returns None when training stopped at --max-steps, before exporting.
     """
     checkpoint_dir, max_steps = args.checkpoint_dir, args.max_steps
-    staging = prepare_export(export_dir)  # First, so that a refusal comes before training.
-    try:
-        with tf.Graph().as_default() as graph:
-            tf.set_random_seed(SEED)
-            pipeline = build_input_pipeline(args.shuffle)
-            placeholders, iterator, init_op, model_input, next_labels = pipeline
-            # Resource variables, as TF2 has them: TF2 code that loads the export with
-            # tf.saved_model.load() warns once per variable of the TF1 default kind.
-            with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
-                logits = build_model(model_input)
-                train_op = build_train_op(logits, next_labels)
-            saver = None
-            if checkpoint_dir is not None:
-                check_checkpoint_dir(checkpoint_dir)
-                # With --shuffle, the position is recomputed from the step: not saved.
-                saver = make_checkpoint_saver(None if args.shuffle else iterator)
-                check_checkpoint(checkpoint_dir, max_steps, args.shuffle)
-            with new_session(graph) as sess:
-                sess.run(tf.global_variables_initializer())
-                feed_dict = make_feed(placeholders, features_array, labels_array, BATCH_SIZE)
-                train_feed = dict(feed_dict)
-                if args.shuffle:  # Only training shuffles: the final inference reads in order.
-                    train_feed.update(shuffle_feed(placeholders))
-                steps = max_steps or TRAIN_STEPS
-                step = train(
-                    sess, init_op, train_feed, train_op, logits, checkpoint_dir, saver, steps
-                )
-                if step < TRAIN_STEPS:
-                    return None
-                inferred = final_inference(sess, init_op, feed_dict, logits)
-                print("\nSaving to {}".format(export_dir))
-                # simple_save refuses a directory that exists, and deleting the previous
-                # export first would leave nothing in its place if the run died while saving.
-                new = os.path.join(staging, "new")
-                save_model(sess, new, placeholders, model_input, logits, inferred)
-                swap_into_place(new, export_dir, staging)
+    check_export_dir(export_dir)  # First, so that a refusal comes before training.
+    with contextlib.ExitStack() as stack:
+        graph = stack.enter_context(tf.Graph().as_default())
+        tf.set_random_seed(SEED)
+        pipeline = build_input_pipeline(args.shuffle)
+        placeholders, iterator, init_op, model_input, next_labels = pipeline
+        # Resource variables, as TF2 has them: TF2 code that loads the export with
+        # tf.saved_model.load() warns once per variable of the TF1 default kind.
+        with tf.variable_scope(tf.get_variable_scope(), use_resource=True):
+            logits = build_model(model_input)
+            train_op = build_train_op(logits, next_labels)
+        saver = None
+        if checkpoint_dir is not None:
+            make_checkpoint_dir(checkpoint_dir, export_dir)
+            # Held until the run ends: a second run would train into the same
+            # checkpoints, each overwriting the other's `checkpoint` file.
+            busy = "another run is training in --checkpoint-dir {}: wait for it to end, "
+            busy += "or give another folder"
+            stack.enter_context(folder_lock(checkpoint_dir, busy.format(checkpoint_dir)))
+            check_checkpoint_dir(checkpoint_dir)
+            # With --shuffle, the position is recomputed from the step: not saved.
+            saver = make_checkpoint_saver(None if args.shuffle else iterator)
+            check_checkpoint(checkpoint_dir, max_steps, args.shuffle)
+        # Every check has passed: only now is anything written beside the export.
+        staging = make_staging(export_dir)
+        stack.callback(remove_staging, staging, export_dir)
+        sess = stack.enter_context(new_session(graph))
+        sess.run(tf.global_variables_initializer())
+        feed_dict = make_feed(placeholders, features_array, labels_array, BATCH_SIZE)
+        train_feed = dict(feed_dict)
+        if args.shuffle:  # Only training shuffles: the final inference reads in order.
+            train_feed.update(shuffle_feed(placeholders))
+        steps = max_steps or TRAIN_STEPS
+        step = train(sess, init_op, train_feed, train_op, logits, checkpoint_dir, saver, steps)
+        if step < TRAIN_STEPS:
+            return None
+        inferred = final_inference(sess, init_op, feed_dict, logits)
+        print("\nSaving to {}".format(export_dir))
+        # simple_save refuses a directory that exists, and deleting the previous
+        # export first would leave nothing in its place if the run died while saving.
+        new = os.path.join(staging, "new")
+        save_model(sess, new, placeholders, model_input, logits, inferred)
+        swap_into_place(new, export_dir, staging)
         return inferred
-    finally:
-        remove_staging(staging, export_dir)
 
 
 def load_expected(export_dir):
@@ -930,37 +977,28 @@ def explain_stop(checkpoint_dir):
     print("Run the same command without --max-steps to resume from {}.".format(path))
 
 
-def main(argv=None):
-    """Runs the tutorial; returns the exit status (0 match, 1 mismatch, 2 bad input)."""
-    args = parse_args(argv)
-    setup_tensorflow()
-    export_dir = os.path.normpath(args.export_dir)
+def run(args, export_dir):
+    """Runs the tutorial as args say; returns the exit status (0 match, 1 mismatch)."""
     features_array, labels_array = make_data()
     pitfall = None
-    try:
-        if args.restore_only:
-            clean_up_killed_runs(export_dir)
-        else:
-            expected = train_and_export(export_dir, features_array, labels_array, args)
-            if expected is None:
-                explain_stop(args.checkpoint_dir)
-                return 0
-            if args.show_pitfall:
-                with one_line_errors("cannot load {}: {reason}", export_dir):
-                    pitfall = show_pitfall(
-                        export_dir, features_array, labels_array, args.batch_size
-                    )
-                explain_pitfall(pitfall)
-            print()
-        print("Restoring from {}".format(export_dir))
-        check_export(export_dir)
-        with one_line_errors("cannot load {}: {reason}", export_dir):
-            restored = infer_restored(export_dir, features_array, labels_array, args.batch_size)
-        if args.restore_only:
-            expected = load_expected(export_dir)
-    except UsageError as error:
-        print("error: {}".format(error), file=sys.stderr)
-        return 2
+    if args.restore_only:
+        clean_up_killed_runs(export_dir)
+    else:
+        expected = train_and_export(export_dir, features_array, labels_array, args)
+        if expected is None:
+            explain_stop(args.checkpoint_dir)
+            return 0
+        if args.show_pitfall:
+            with one_line_errors("cannot load {}: {reason}", export_dir):
+                pitfall = show_pitfall(export_dir, features_array, labels_array, args.batch_size)
+            explain_pitfall(pitfall)
+        print()
+    print("Restoring from {}".format(export_dir))
+    check_export(export_dir)
+    with one_line_errors("cannot load {}: {reason}", export_dir):
+        restored = infer_restored(export_dir, features_array, labels_array, args.batch_size)
+    if args.restore_only:
+        expected = load_expected(export_dir)
     for value in restored:
         print("Restored values: {}".format(value[0]))
 
@@ -972,6 +1010,89 @@ def main(argv=None):
     if args.show_pitfall and pitfall is None:
         return 1
     return 0 if match else 1
+
+
+# -- Interrupted: Ctrl-C (SIGINT) and kill (SIGTERM) ---------------------------
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: the run cleans up, says what it leaves, and ends.
+
+    A BaseException, as KeyboardInterrupt is, so that no `except Exception` stops it.
+    """
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def raise_interrupted(signum, frame):
+    """The signal handler of a run under way: raises Interrupted, once."""
+    # A second signal must not cut short the clean-up the first one started.
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def identity(path):
+    """Tells a folder at path from another that replaced it there; None if nothing is there."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def explain_interrupt(signum, args, export_dir, export_before):
+    """The one line an interrupted run ends with: what it leaves, and how to go on."""
+    said = "interrupted by {}: ".format(signal.Signals(signum).name)
+    if args.restore_only:
+        return said + "nothing was written"
+    now = identity(export_dir)
+    if now is None:
+        export = "nothing was exported to {}".format(export_dir)
+    elif now != export_before:
+        return said + "{} holds this run's export".format(export_dir)
+    elif is_saved_model(export_dir):
+        export = "the previous export is in place in {}".format(export_dir)
+    else:
+        export = "{} is as it was".format(export_dir)
+    if args.checkpoint_dir is None:
+        return said + export + "; without --checkpoint-dir, the same command trains from the start"
+    path = tf.train.latest_checkpoint(args.checkpoint_dir)
+    if path is None:
+        training = "no checkpoint was complete in {}: the same command starts over"
+        training = training.format(args.checkpoint_dir)
+    else:
+        training = "{} (step {} of {}) is complete, and the same command resumes from it"
+        training = training.format(path, path.rsplit("-", 1)[1], TRAIN_STEPS)
+    return said + training + "; " + export
+
+
+def main(argv=None):
+    """Runs the tutorial; returns the exit status (0 match, 1 mismatch, 2 bad input,
+    130 on SIGINT, 143 on SIGTERM)."""
+    args = parse_args(argv)
+    setup_tensorflow()
+    export_dir = os.path.normpath(args.export_dir)
+    export_before = identity(export_dir)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, raise_interrupted)
+    try:
+        return run(args, export_dir)
+    except UsageError as error:
+        print("error: {}".format(error), file=sys.stderr)
+        return 2
+    except Interrupted as interrupted:
+        line = explain_interrupt(interrupted.signum, args, export_dir, export_before)
+        print(line, file=sys.stderr)
+        return 128 + interrupted.signum
+    finally:
+        # The run is over: a signal now could only cut its exit short.
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import collections
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -135,6 +136,63 @@ def start_script(cwd, *args, stderr=subprocess.PIPE):
     )
 
 
+# Runs the script's main() made to wait at one moment until a signal ends it, so
+# that a test lands a kill or an interrupt exactly there, however busy the
+# machine. Arguments: the moment, which time it comes (1 for the first), then
+# the script's own arguments. It prints PAUSED when it waits.
+PAUSED_RUN = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import save_and_restore as sar
+from tensorflow.python.checkpoint import checkpoint_management
+
+moment, count, calls = sys.argv[2], int(sys.argv[3]), []
+
+
+def pause():
+    print("PAUSED", flush=True)
+    while True:
+        time.sleep(60)
+
+
+def pausing(function, before):
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        if before and len(calls) == count:
+            pause()
+        result = function(*args, **kwargs)
+        if not before and len(calls) == count:
+            pause()
+        return result
+    return wrapper
+
+
+if moment in ("checkpoint written", "checkpoint named"):
+    # Saver.save writes the checkpoint's files, then names it in `checkpoint`.
+    update = checkpoint_management.update_checkpoint_state_internal
+    before = moment == "checkpoint written"
+    checkpoint_management.update_checkpoint_state_internal = pausing(update, before)
+elif moment == "export written":  # By simple_save, before the rest and the swap.
+    sar.tf.saved_model.simple_save = pausing(sar.tf.saved_model.simple_save, False)
+sys.exit(sar.main(sys.argv[4:]))
+"""
+
+
+def start_paused(cwd, moment, count, *args):
+    """Starts the script's main(ARGS) in cwd; returns (process, its stdout) once it waits at moment."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_RUN, ROOT, moment, str(count)] + list(args),
+        cwd=str(cwd),
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    printed = read_until(process, "PAUSED")
+    assert printed.endswith("PAUSED\n"), printed
+    return process, printed[: -len("PAUSED\n")]
+
+
 def read_until(process, marker):
     """Reads process's stdout up to the first line that starts with marker; returns it all."""
     lines = []
@@ -206,10 +264,15 @@ def run_main(sar, capfd, monkeypatch):
     def run(cwd, *args):
         monkeypatch.chdir(str(cwd))
         capfd.readouterr()
+        # main() handles SIGINT and SIGTERM itself: this process's own handlers come back after.
+        handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             returncode = sar.main(list(args))
         except SystemExit as exit:
             returncode = exit.code
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
         out, err = capfd.readouterr()
         return Result(returncode, out, err)
 

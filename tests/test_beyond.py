@@ -94,6 +94,18 @@ def test_show_pitfall_reproduces_the_error_then_does_it_right(tmp_path):
         assert TF_NOTICES.match(line) or "local_rendezvous" in line or "IteratorGetNext" in line
 
 
+def test_show_pitfall_exits_1_when_the_pitfall_does_not_happen(
+    tmp_path, run_main, sar, monkeypatch
+):
+    # As if fetching the restored logits had worked after initializing a new iterator.
+    monkeypatch.setattr(sar, "show_pitfall", lambda *args: None)
+    result = run_main(tmp_path, "--show-pitfall")
+    assert result.returncode == 1, result.stderr
+    assert "Fetching the restored logits did not fail." in result.stdout
+    assert "FailedPreconditionError" not in result.stdout
+    assert result.stdout.rstrip().endswith("Inferences match: True")
+
+
 def saved_model_cli(*args, cwd=None):
     """Runs the saved_model_cli installed with TensorFlow, next to this Python."""
     command = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")

@@ -11,6 +11,7 @@ import pytest
 from conftest import (
     EXPECTED,
     FINAL,
+    Result,
     after,
     assert_same_output,
     code_blocks,
@@ -18,6 +19,8 @@ from conftest import (
     read,
     read_until,
     run_script,
+    script_stderr,
+    start_paused,
     start_script,
     training_lines,
 )
@@ -129,34 +132,114 @@ def partial_checkpoints(checkpoint_dir):
 
 
 def test_sigkill_at_any_moment_resumes_to_the_same_result(full_run, tmp_path, run_main):
-    # (the line to wait for, then how long to wait): some land while a
-    # checkpoint is written (right after a step's line), one during the export.
-    kills = [
-        ("Epoch 0, batch 0", 0.0),
-        ("Epoch 0, batch 1", 0.002),
-        ("Epoch 1, batch 0", 0.004),
-        ("Saving to", 0.01),
-    ]
-    partial = []
-    for number, (marker, delay) in enumerate(kills):
-        folder = tmp_path / str(number)
+    # First, inside a save, by construction: the run waits there to be killed,
+    # with the second checkpoint's files written and not yet named.
+    mid_save = tmp_path / "mid_save"
+    mid_save.mkdir()
+    process, printed = start_paused(mid_save, "checkpoint written", 2, "--checkpoint-dir", "ckpt")
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert set(partial_checkpoints(str(mid_save / "ckpt"))) == {2}
+    resumed = run_main(mid_save, "--checkpoint-dir", "ckpt")
+    assert resumed.stdout.splitlines()[0].endswith("step 1, epoch 0, batch 1")
+    assert_same_as_uninterrupted(mid_save, resumed, full_run, 1)
+    # Then wherever the kills land, after a step's line or during the export:
+    # the run resumes from a step that was done (no further), or from scratch.
+    for marker in ("Epoch 0, batch 1", "Saving to"):
+        folder = tmp_path / marker.split()[0]
         folder.mkdir()
         process = start_script(folder, "--checkpoint-dir", "ckpt", stderr=subprocess.DEVNULL)
         printed = read_until(process, marker)
-        time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        partial += partial_checkpoints(str(folder / "ckpt"))
         resumed = run_main(folder, "--checkpoint-dir", "ckpt")
-        assert resumed.returncode == 0, (marker, delay, resumed.stderr[-2000:])
-        assert after(resumed.stdout, FINAL) == after(full_run[1].stdout, FINAL)
-        # It resumes from a step that was done (no further), or from scratch.
         match = re.match(r"Resumed from .*: step (\d+),", resumed.stdout)
         from_step = int(match.group(1)) if match else 0
-        assert from_step <= len(training_lines(printed)), (marker, delay)
+        assert from_step <= len(training_lines(printed)), marker
         assert_same_as_uninterrupted(folder, resumed, full_run, from_step)
-    # Some kills did land while a checkpoint was being written.
-    assert partial, "no kill landed while a checkpoint was written"
+
+
+def test_the_docs_show_what_ctrl_c_prints_and_the_resumed_run(full_run, tmp_path, run_main):
+    (block,) = code_blocks("Interrupted: Ctrl-C and kill", "text")
+    ((first, interrupted), (again, resumed)) = transcript(block)
+    assert first == again == ["--checkpoint-dir", "ckpt"]
+    # Ctrl-C once the second checkpoint is complete: the run waits there for it.
+    process, printed = start_paused(tmp_path, "checkpoint named", 2, *first)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate()
+    assert process.returncode == 130
+    assert "Traceback" not in err
+    (line,) = script_stderr(err)
+    assert_same_output(interrupted, printed + out + "^C\n" + line + "\n")
+    # Nothing but the two complete checkpoints: no export, no staging folder.
+    assert sorted(os.listdir(str(tmp_path))) == ["ckpt"]
+    result = run_main(tmp_path, *again)
+    assert_same_output(resumed, result.stdout)
+    assert_same_as_uninterrupted(tmp_path, result, full_run, 2)
+
+
+def interrupted(process, signum):
+    """Sends signum to the process; returns its Result, stdout and stderr whole."""
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=600)
+    return Result(process.returncode, out, err)
+
+
+def assert_one_line_or_done(result, signum):
+    """The run either ended on the signal with one line, or had finished before it came."""
+    assert "Traceback" not in result.stderr
+    if result.returncode == 0:  # The signal came after the run was done.
+        assert result.stdout.rstrip().endswith("Inferences match: True")
+        return None
+    assert result.returncode == 128 + signum, result.stderr[-2000:]
+    (line,) = script_stderr(result.stderr)
+    assert line.startswith(f"interrupted by {signal.Signals(signum).name}"), line
+    return line
+
+
+def handles_signals(process):
+    """Waits until the script handles SIGTERM itself: from then on, it says what it leaves."""
+    caught = 0
+    while not caught >> (signal.SIGTERM - 1) & 1:
+        assert process.poll() is None
+        status = read(f"/proc/{process.pid}/status")
+        caught = int(re.search(r"^SigCgt:\s*(\w+)", status, re.MULTILINE).group(1), 16)
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc (Linux)")
+def test_interrupted_at_any_moment_says_what_it_leaves_and_resumes(full_run, tmp_path, run_main):
+    # Wherever each signal lands: one line, and the same command goes on to the
+    # uninterrupted run's final inference, with nothing of the stop left behind.
+    for number, (marker, signum) in enumerate(
+        [(None, signal.SIGINT), ("Epoch 0, batch 1", signal.SIGTERM), ("Saving", signal.SIGINT)]
+    ):
+        folder = tmp_path / str(number)
+        folder.mkdir()
+        process = start_script(folder, "--checkpoint-dir", "ckpt")
+        if marker is None:  # While TensorFlow is imported, most likely.
+            handles_signals(process)
+        else:
+            read_until(process, marker)
+        line = assert_one_line_or_done(interrupted(process, signum), signum)
+        if line and "before anything was written" in line:
+            assert os.listdir(str(folder)) == []
+        elif line:
+            # The checkpoint it names is the one the next run resumes from.
+            path = sar_latest(folder)
+            assert (f"{path} (step" in line) if path else ("no checkpoint was complete" in line)
+        resumed = run_main(folder, "--checkpoint-dir", "ckpt")
+        assert after(resumed.stdout, FINAL) == after(full_run[1].stdout, FINAL)
+        assert sorted(os.listdir(str(folder))) == ["ckpt", "simple"]
+
+
+def sar_latest(folder):
+    """The checkpoint the `checkpoint` file in folder/ckpt names, as the script prints it."""
+    state = folder / "ckpt" / "checkpoint"
+    if not state.exists():
+        return None
+    name = re.search(r'model_checkpoint_path: "(.*)"', read(str(state))).group(1)
+    return os.path.join("ckpt", name)
 
 
 def test_a_half_written_checkpoint_is_never_restored(full_run, tmp_path, run_main):
@@ -369,3 +452,54 @@ def test_a_checkpoint_of_another_tensorflow_is_refused_in_one_line(tmp_path, run
     assert snapshot(str(tmp_path / "ck18")) == before
     (shown,) = code_blocks("A checkpoint from another TensorFlow version", "text")
     assert_same_output(shown, line + "\n")
+
+
+def test_a_checkpoint_dir_another_run_trains_in_is_refused(full_run, tmp_path, run_main):
+    import fcntl
+
+    # A run that holds the folder, stopped mid-training (SIGSTOP) so that it
+    # is still there, however busy the machine, while a second run starts.
+    first = start_script(tmp_path, "--checkpoint-dir", "ckpt")
+    printed = read_until(first, "Epoch 0, batch 0")
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = run_main(tmp_path, "--checkpoint-dir", "ckpt", "--export-dir", "other")
+    finally:
+        first.send_signal(signal.SIGCONT)
+    line = assert_refused(second, "another run is training in --checkpoint-dir ckpt")
+    assert line.endswith("wait for it to end, or give another folder")
+    out, err = first.communicate(timeout=600)
+    # The first run went on undisturbed; the second wrote nothing, anywhere.
+    assert first.returncode == 0, err[-2000:]
+    assert printed + out == full_run[1].stdout
+    assert sorted(os.listdir(str(tmp_path))) == ["ckpt", "simple"]
+    # The same lock, held by the test as a run holds it: the refused run
+    # touches nothing in the folder.
+    folder = os.open(str(tmp_path / "ckpt"), os.O_RDONLY)
+    fcntl.flock(folder, fcntl.LOCK_EX)
+    try:
+        before = snapshot(str(tmp_path))
+        assert_refused(run_main(tmp_path, "--checkpoint-dir", "ckpt"), "another run is training")
+        assert snapshot(str(tmp_path)) == before
+    finally:
+        os.close(folder)
+    # Released, the folder is the next run's: it resumes at the end.
+    again = run_main(tmp_path, "--checkpoint-dir", "ckpt")
+    assert_same_as_uninterrupted(tmp_path, again, full_run, STEPS)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--checkpoint-dir", "."],
+        ["--checkpoint-dir", "simple"],
+        ["--checkpoint-dir", "simple/ckpt"],
+        ["--checkpoint-dir", "ckpt", "--export-dir", "ckpt/simple"],
+    ],
+)
+def test_a_checkpoint_dir_in_the_exports_way_is_refused(tmp_path, run_main, args):
+    (tmp_path / "ckpt").mkdir()
+    before = snapshot(str(tmp_path))
+    line = assert_refused(run_main(tmp_path, *args), "is the export's folder, or inside the export")
+    assert line.endswith("give a folder of its own")
+    assert snapshot(str(tmp_path)) == before

@@ -8,7 +8,14 @@ import time
 
 import numpy as np
 import pytest
-from conftest import code_blocks, read_until, run_script, script_stderr, start_script
+from conftest import (
+    code_blocks,
+    read_until,
+    run_script,
+    script_stderr,
+    start_paused,
+    start_script,
+)
 
 
 def snapshot(path):
@@ -77,25 +84,78 @@ def test_runs_repeat_the_same_numbers_and_replace_the_export(full_run, tmp_path,
 
 def test_sigkill_during_the_export_never_leaves_a_broken_export(full_run, tmp_path, run_main):
     shutil.copytree(str(full_run[0] / "simple"), str(tmp_path / "simple"))
-    states = []
-    # The export takes about 0.1 s: the first four land while it is written.
-    for delay in (0.0, 0.02, 0.05, 0.08, 0.25):
-        process = start_script(tmp_path, stderr=subprocess.DEVNULL)
-        read_until(process, "Saving to")
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        # What the killed run left: its staging folder, and how far it got in it.
-        left = [name for name in os.listdir(str(tmp_path)) if name != "simple"]
-        states.append(sorted(os.listdir(str(tmp_path / left[0]))) if left else None)
+    export = snapshot(str(tmp_path / "simple"))
+    # First, by construction, while the new export is half written: the run
+    # waits there, once simple_save is done, to be killed.
+    process, _ = start_paused(tmp_path, "export written", 1)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    (left,) = [name for name in os.listdir(str(tmp_path)) if name != "simple"]
+    assert sorted(os.listdir(str(tmp_path / left))) == ["new"]
+    assert not (tmp_path / left / "new" / "assets.extra").exists()
+    assert snapshot(str(tmp_path / "simple")) == export
+    # Then wherever the kills land, from the "Saving" line on.
+    for number in range(2):
+        if number:
+            process = start_script(tmp_path, stderr=subprocess.DEVNULL)
+            read_until(process, "Saving to")
+            process.send_signal(signal.SIGKILL)
+            process.wait()
         # Whatever the moment, the export loads and gives the saved inference.
         check = run_main(tmp_path, "--restore-only")
-        assert check.returncode == 0, (delay, check.stderr[-2000:])
+        assert check.returncode == 0, check.stderr[-2000:]
         assert check.stdout.rstrip().endswith("Inferences match: True")
-    # Some kills did land while the new export was being written.
-    assert ["new"] in states, states
     # A later full run cleans up whatever the killed runs left.
     assert run_main(tmp_path).returncode == 0
+    assert sorted(os.listdir(str(tmp_path))) == ["simple"]
+
+
+def test_sigterm_during_the_export_leaves_the_previous_one_in_place(full_run, tmp_path, run_main):
+    shutil.copytree(str(full_run[0] / "simple"), str(tmp_path / "simple"))
+    (tmp_path / "simple" / "variables" / "marker").write_bytes(b"the previous export")
+    export = snapshot(str(tmp_path / "simple"))
+    assert run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", "3").returncode == 0
+    assert snapshot(str(tmp_path / "simple")) == export  # A stopped run does not export.
+    process, printed = start_paused(tmp_path, "export written", 1, "--checkpoint-dir", "ckpt")
+    assert printed.rstrip().endswith("Saving to simple")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 143
+    assert "Traceback" not in err and out == ""
+    assert script_stderr(err) == [
+        (
+            "interrupted by SIGTERM: ckpt/model.ckpt-4 (step 4 of 4) is complete, and the same "
+            "command resumes from it; the previous export is in place in simple"
+        )
+    ]
+    # The previous export, untouched, and nothing of the new one left.
+    assert snapshot(str(tmp_path / "simple")) == export
+    assert sorted(os.listdir(str(tmp_path))) == ["ckpt", "simple"]
+    # Without checkpoints, the line says that training starts over.
+    process, _ = start_paused(tmp_path, "export written", 1)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 130
+    assert script_stderr(err) == [
+        (
+            "interrupted by SIGINT: the previous export is in place in simple; "
+            "without --checkpoint-dir, the same command trains from the start"
+        )
+    ]
+    assert snapshot(str(tmp_path / "simple")) == export
+
+
+def test_a_full_run_cleans_up_after_killed_runs(full_run, tmp_path, run_main):
+    # What killed runs left: a half-done swap (the export out of place), and a
+    # staging folder with a new export half written. Their processes are gone.
+    swap = tmp_path / ".simple.save_and_restore-999999998-abc"
+    shutil.copytree(str(full_run[0] / "simple"), str(swap / "old"))
+    shutil.copytree(str(full_run[0] / "simple"), str(swap / "new"))
+    half = tmp_path / ".simple.save_and_restore-999999999-def" / "new"
+    half.mkdir(parents=True)
+    (half / "saved_model.pb").write_bytes(b"half")
+    result = run_main(tmp_path)
+    assert result.returncode == 0, result.stderr
     assert sorted(os.listdir(str(tmp_path))) == ["simple"]
 
 
@@ -312,3 +372,19 @@ def test_two_runs_at_once_on_one_export_both_finish(tmp_path, run_main):
         assert out.rstrip().endswith("Inferences match: True")
     assert sorted(os.listdir(str(tmp_path))) == ["simple"]
     assert run_main(tmp_path, "--restore-only").returncode == 0
+
+
+def test_a_refused_max_steps_writes_nothing_not_even_for_a_moment(
+    tmp_path, run_main, sar, monkeypatch
+):
+    assert run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", "3").returncode == 0
+    made = []
+    mkdtemp = sar.tempfile.mkdtemp
+    monkeypatch.setattr(sar.tempfile, "mkdtemp", lambda **kw: made.append(kw) or mkdtemp(**kw))
+    before = snapshot(str(tmp_path))
+    line = assert_refused(run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", "2"))
+    assert "--max-steps 2 is behind" in line
+    assert made == [] and snapshot(str(tmp_path)) == before
+    # A run that passes its checks makes its staging folder there, and only then.
+    assert run_main(tmp_path, "--checkpoint-dir", "ckpt").returncode == 0
+    assert [kw["dir"] for kw in made] == [str(tmp_path)]

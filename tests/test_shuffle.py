@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import time
 
 import numpy as np
 from conftest import (
@@ -105,8 +104,7 @@ def test_shuffle_resumes_as_if_never_stopped(full_run, tmp_path, run_main, sar):
     process = start_script(
         folder, "--shuffle", "--checkpoint-dir", "ckpt", stderr=subprocess.DEVNULL
     )
-    read_until(process, "Epoch 1, batch 0")
-    time.sleep(0.002)
+    read_until(process, "Epoch 1, batch 0")  # Whatever the kill then lands on.
     process.send_signal(signal.SIGKILL)
     process.wait()
     resumed = run_main(folder, "--shuffle", "--checkpoint-dir", "ckpt")

@@ -84,7 +84,8 @@ def test_the_lesson_comes_first_and_the_machinery_after_the_divider():
     assert found[0] - init[0] <= 150, (init, found)
     lesson, machinery = lesson_and_machinery()
     assert "restore" in lesson and "train" in lesson and "save_model" in lesson
-    for name in ("UsageError", "prepare_export", "swap_into_place", "check_export", "main"):
+    machinery_names = ("UsageError", "check_export_dir", "make_staging", "swap_into_place")
+    for name in machinery_names + ("check_export", "raise_interrupted", "main"):
         assert name in machinery, name
     # Every heading of the file's lesson names a part of the README's "How the script works".
     headings = re.findall(r"^# \d\. (.+)$", read(SCRIPT), re.MULTILINE)
@@ -137,8 +138,13 @@ def test_above_the_lesson_only_what_must_precede_the_import():
     ]
     assert len(imports_tf) == 1
     for node in body[: imports_tf[0]]:
-        # Imports, and the environment TensorFlow reads when it is imported.
-        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+        # Imports, the environment TensorFlow reads when it is imported, and
+        # what ends a run interrupted while TensorFlow is imported.
+        if isinstance(node, ast.FunctionDef):
+            assert "signal" in ast.dump(node) and "_exit" in ast.dump(node), ast.dump(node)
+        elif isinstance(node, ast.If) and "__main__" in ast.dump(node.test):
+            assert {type(n) for n in node.body} == {ast.Expr} and "signal" in ast.dump(node)
+        elif not isinstance(node, (ast.Import, ast.ImportFrom)):
             assert isinstance(node, ast.If) and "environ" in ast.dump(node), ast.dump(node)
     # Then only names (constants) and functions: no call run at import time.
     for node in body[imports_tf[0] + 1 :]:
