@@ -76,6 +76,28 @@ def code_blocks(heading, language):
     )
 
 
+# How the docs name a complete program: "Save as `name.py`", in the text before it.
+PROGRAM_NAME = re.compile(r"[Ss]ave\s+(?:it\s+|this\s+program\s+)?as\s+`(\w+\.py)`")
+
+
+def doc_programs():
+    """Every complete program in the README and docs/: [(page, the name to save it as, code)].
+
+    A python block is a complete program when it starts with its imports or a
+    docstring; the others are fragments. The name is None when the page gives none.
+    """
+    programs = []
+    for path in doc_files():
+        text, start = read(path), 0
+        for block in re.finditer(r"^```python\n(.*?)^```", text, re.DOTALL | re.MULTILINE):
+            code = block.group(1)
+            if code.startswith(("import ", "from ", '"""')):
+                names = PROGRAM_NAME.findall(text[start : block.start()])
+                programs.append((path, names[-1] if names else None, code))
+            start = block.end()
+    return programs
+
+
 # What a run writes beside its model, and how it prints its final inference.
 EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
 FINAL = "Final inference | Sample value: "

@@ -15,6 +15,7 @@ from conftest import (
     after,
     assert_same_output,
     code_blocks,
+    doc_programs,
     parse_array,
     read,
     read_until,
@@ -92,6 +93,26 @@ def replaced(text, old, new):
     """text with old replaced by new; old must be there, so the page's code cannot drift."""
     assert old in text, old
     return text.replace(old, new)
+
+
+def test_every_docs_program_run_where_its_input_is_missing_says_what_to_run(tmp_path):
+    # Saved as the pages say, in a folder without simple/, ckpt/ or their products.
+    programs = doc_programs()
+    for _, name, code in programs:
+        (tmp_path / name).write_text(code)
+    results = run_in_turn([(tmp_path, name) for _, name, _ in programs])
+    for (_, name, _), (stdout, status) in zip(programs, results):
+        # One line, naming what is missing and the command that makes it.
+        assert status.startswith("No ") and "\n" not in status, (name, status)
+        assert "here: run python3 " in status or "in ckpt/: run python3 " in status, status
+        assert stdout == "", (name, stdout)
+    # Nothing written (but Python's cache of the imported to_keras3.py).
+    names = [name for _, name, _ in programs]
+    assert set(os.listdir(str(tmp_path))) - {"__pycache__"} == set(names)
+    # As a user sees it: that line alone on stderr, and exit status 1.
+    result = run_python(tmp_path, "run_onnx.py")
+    assert result.returncode == 1
+    assert script_stderr(result.stderr) == [results[names.index("run_onnx.py")][1]]
 
 
 def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path):

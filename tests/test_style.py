@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tokenize
 
-from conftest import DOCS, README, ROOT, SCRIPT, doc_files, doc_section, read
+from conftest import DOCS, README, ROOT, SCRIPT, doc_files, doc_programs, doc_section, read
 
 DIVIDER = "# Below: "
 
@@ -201,3 +201,11 @@ def test_every_link_to_a_page_or_section_resolves():
     readme = read(README)
     for name in os.listdir(DOCS):
         assert f"](docs/{name})" in readme, name
+
+
+def test_every_complete_program_in_the_docs_has_a_file_name():
+    programs = doc_programs()
+    assert len(programs) >= 7
+    names = [name for _, name, _ in programs]
+    assert None not in names, [(path, code[:60]) for path, name, code in programs if not name]
+    assert len(set(names)) == len(names), names
