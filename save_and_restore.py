@@ -23,8 +23,9 @@ same rule: initialize the iterator, then restore. When the pipeline shuffles
 (--shuffle), the position is a function of the step instead: each epoch's
 order comes from its own seed, and a resumed run skips what it already read.
 
-Runs on TensorFlow 2.12 to 2.21 through `tf.compat.v1` (with the `tf-keras`
-package from 2.16 on), and unchanged on TensorFlow 1.8 (Python 3.5 and later).
+Runs on TensorFlow 2.0 to 2.22 through `tf.compat.v1` (with the `tf-keras`
+package from 2.16 on), and unchanged on TensorFlow 1.15 and 1.8 (Python 3.5 and
+later).
 
 Usage:
 
@@ -491,6 +492,8 @@ def setup_tensorflow():
     warnings.filterwarnings(
         "ignore", r"`tf\.(nn\.rnn_cell\.GRUCell|layers\.dense)` is deprecated", UserWarning
     )
+    # TF 2.4 to 2.8 also warn about calls that their own TF1 layers make.
+    warnings.filterwarnings("ignore", r"`layer\.(add_variable|apply)` is deprecated", UserWarning)
     # Build TF1 graphs: v1 control flow and variables, as TF 1.x had them. The
     # export is then the graph the original tutorial made, loadable by TF1-era code.
     if hasattr(tf, "disable_v2_behavior"):
@@ -509,9 +512,11 @@ class UsageError(Exception):
 def reason(error):
     """The first sentence of what an exception says, for a one-line report."""
     message = getattr(error, "message", None) or str(error)
-    # TF 2's graph errors start with a header and a trace; the reason is the
-    # first line that is neither.
-    skip = re.compile(r"Graph execution error|Detected at node|Node:|\s*\[\[|\s*$")
+    # Saver.restore puts its own guess first, and the error itself after this.
+    message = message.split("Original error:", 1)[-1]
+    # TF 2's graph errors start with a header and an indented trace; the reason
+    # is the first line that is neither.
+    skip = re.compile(r"Graph execution error|Detected at node|Node:|\s|$")
     lines = [line for line in message.splitlines() if not skip.match(line)] or [message]
     return lines[0].strip().split(". ")[0].rstrip(".")
 
@@ -736,8 +741,23 @@ CHECKPOINT_FILES = re.compile(
     r"|model\.ckpt-\d+(\.index|\.data-\d+-of-\d+|\.meta)(\.tempstate\d+)?$"
     r"|model\.ckpt-\d+_temp\w*$"
 )
-# How a checkpoint names the iterator's saved position: TF 1.8 and TF 2 differ.
+# How a checkpoint names the iterator's saved position: Iterator:0-state (TF 1.8),
+# IteratorV2:0-state (TF 1.15 and 2.0), IteratorV2:0_STATE (later TF 2).
 ITERATOR_STATE = re.compile(r".*Iterator.*(-state|_STATE)$")
+# What to do with a checkpoint whose iterator position this TensorFlow cannot restore.
+OTHER_VERSION = (
+    "resume with the TensorFlow version that wrote it, or carry its weights, Adam and step "
+    "into Keras 3 (docs/leaving-tf1.md)"
+)
+
+
+def iterator_state_keys():
+    """The keys under which this TensorFlow saves the position of an iterator like the script's."""
+    # Asked of this TensorFlow itself, in a graph of its own: the key and the
+    # format behind it change between versions, and a version restores only its own.
+    with tf.Graph().as_default():
+        iterator = tf.data.Iterator.from_structure(tf.int64, tf.TensorShape([]))
+        return [spec.name for spec in make_saveable_from_iterator(iterator).specs]
 
 
 def make_checkpoint_dir(checkpoint_dir, export_dir):
@@ -814,17 +834,11 @@ def check_checkpoint(checkpoint_dir, max_steps, shuffle=False):
             line = "cannot resume from {}: it was written {} --shuffle: resume it {} --shuffle, "
             line += "or start anew in another --checkpoint-dir"
             raise UsageError(line.format(path, *["without" if shuffle else "with"] * 2))
-        # TF 1.8 saves the position as <iterator>-state, TF 2 as <iterator>_STATE,
-        # in formats the other cannot read.
-        suffix = "_STATE" if hasattr(tf.data, "experimental") else "-state"
-        foreign = [name for name in positions if not name.endswith(suffix)]
+        foreign = sorted(set(positions) - set(iterator_state_keys()))
         if foreign:
-            raise UsageError(
-                "cannot resume from {}: it was written by another TensorFlow version, whose "
-                "iterator position ({}) TensorFlow {} cannot restore: resume with the version "
-                "that wrote it, or carry its weights, Adam and step into Keras 3 "
-                "(docs/leaving-tf1.md)".format(path, foreign[0], tf.__version__)
-            )
+            line = "cannot resume from {}: it was written by another TensorFlow version, whose "
+            line += "iterator position ({}) TensorFlow {} cannot restore: " + OTHER_VERSION
+            raise UsageError(line.format(path, foreign[0], tf.__version__))
         step = int(reader.get_tensor("global_step"))
     if max_steps is not None and step > max_steps:
         line = "--max-steps {} is behind {}, which is already at step {}: "
@@ -874,7 +888,18 @@ def train_and_export(export_dir, features_array, labels_array, args):
         if args.shuffle:  # Only training shuffles: the final inference reads in order.
             train_feed.update(shuffle_feed(placeholders))
         steps = max_steps or TRAIN_STEPS
-        step = train(sess, init_op, train_feed, train_op, logits, checkpoint_dir, saver, steps)
+        try:
+            step = train(sess, init_op, train_feed, train_op, logits, checkpoint_dir, saver, steps)
+        except tf.errors.OpError as error:
+            # Versions that name the position alike may still save it in forms that
+            # the other cannot read (TF 2.4, 2.8, 2.11 and 2.21 among themselves):
+            # restoring it is what tells.
+            if error.op is None or error.op.type != "DeserializeIterator":
+                raise
+            line = "cannot resume from {}: TensorFlow {} cannot restore its iterator position "
+            line += "({}), saved by another TensorFlow version: " + OTHER_VERSION
+            path = tf.train.latest_checkpoint(checkpoint_dir)
+            raise UsageError(line.format(path, tf.__version__, reason(error)))
         if step < TRAIN_STEPS:
             return None
         inferred = final_inference(sess, init_op, feed_dict, logits)

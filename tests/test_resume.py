@@ -1,7 +1,9 @@
 """Resuming training where it stopped: --checkpoint-dir, --max-steps, kills."""
 
+import glob
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -450,7 +452,73 @@ def test_a_checkpoint_of_another_tensorflow_is_refused_in_one_line(tmp_path, run
         "Iterator:0-state",
     )
     assert snapshot(str(tmp_path / "ck18")) == before
-    (shown,) = code_blocks("A checkpoint from another TensorFlow version", "text")
+    shown = code_blocks("A checkpoint from another TensorFlow version", "text")[0]
+    assert_same_output(shown, line + "\n")
+
+
+# The keys under which each TensorFlow saves the iterator's position, as measured.
+KEYS = {"1.8": "Iterator:0-state", "1.15, 2.0": "IteratorV2:0-state", "2.x": "IteratorV2:0_STATE"}
+
+
+def test_a_checkpoint_is_foreign_when_its_key_is_not_the_one_this_tensorflow_saves(
+    tmp_path, run_main, sar, monkeypatch
+):
+    assert sar.iterator_state_keys() == [KEYS["2.x"]]  # What TensorFlow 2.21 saves.
+    assert run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", "3").returncode == 0
+    tf = sar.tf
+    for writer, key in KEYS.items():
+        folder = tmp_path / writer.replace(", ", "_")
+        folder.mkdir()
+        source = str(tmp_path / "ckpt" / "model.ckpt-3")
+        if key == KEYS["2.x"]:
+            for name in glob.glob(source + ".*"):
+                shutil.copy(name, str(folder))
+        else:  # The same variables; the position under the other key (a stand-in).
+            rename = {KEYS["2.x"]: (key, np.array([b"another version's state"]))}
+            rewrite_checkpoint(sar, source, str(folder / "model.ckpt-3"), rename)
+        (folder / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-3"\n')
+        for own in KEYS.values():
+            # As a TensorFlow that saves under `own` decides, asked for its key.
+            monkeypatch.setattr(sar, "iterator_state_keys", lambda own=own: [own])
+            with tf.Graph().as_default():
+                build_graph(sar)
+                if key == own:
+                    sar.check_checkpoint(str(folder), None)
+                    continue
+                with pytest.raises(sar.UsageError) as refused:
+                    sar.check_checkpoint(str(folder), None)
+            assert "it was written by another TensorFlow version, whose iterator position " in (
+                str(refused.value)
+            )
+            assert f"({key}) TensorFlow {tf.__version__} cannot restore" in str(refused.value)
+
+
+def test_a_position_this_tensorflow_cannot_restore_under_its_own_key_is_one_line(
+    tmp_path, run_main, sar, monkeypatch
+):
+    # Another pipeline's state under the same key, as another TensorFlow 2
+    # version's is: here the script's batches through a take(), stopped at step 3.
+    make_initializer = sar.tf.data.Iterator.make_initializer
+
+    def taken(iterator, dataset, name=None):
+        return make_initializer(iterator, dataset.take(1000), name=name)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sar.tf.data.Iterator, "make_initializer", taken)
+        assert run_main(tmp_path, "--checkpoint-dir", "ckpt", "--max-steps", "3").returncode == 0
+    before = snapshot(str(tmp_path))
+    result = run_main(tmp_path, "--checkpoint-dir", "ckpt")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    # TensorFlow logs the failed restore itself (two warnings and the node); then the script's line.
+    *logged, line = script_stderr(result.stderr)
+    assert len(logged) == 3 and "Failed to restore dataset iterator" in logged[0], logged
+    assert logged[2].strip() == "[[{{node save/DeserializeIterator}}]]", logged
+    assert line.startswith("error: cannot resume from ckpt/model.ckpt-3: TensorFlow "), line
+    assert " cannot restore its iterator position (Failed to restore dataset iterator" in line
+    assert "saved by another TensorFlow version: resume with the TensorFlow version that " in line
+    assert "Sample value" not in result.stdout
+    assert snapshot(str(tmp_path)) == before
+    shown = code_blocks("A checkpoint from another TensorFlow version", "text")[1]
     assert_same_output(shown, line + "\n")
 
 
