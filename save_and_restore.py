@@ -1054,12 +1054,55 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
-def raise_interrupted(signum, frame):
-    """The signal handler of a run under way: raises Interrupted, once."""
-    # A second signal must not cut short the clean-up the first one started.
-    for other in STOP_SIGNALS:
-        signal.signal(other, signal.SIG_IGN)
-    raise Interrupted(signum)
+class StopSignals:
+    """Turns SIGINT and SIGTERM into Interrupted, raised once, outside TensorFlow's own code."""
+
+    def __init__(self):
+        # TensorFlow's Python code, and that of the Keras its TF1 layers come from.
+        modules = [sys.modules.get(name) for name in ("tensorflow", "tf_keras", "keras")]
+        files = [getattr(module, "__file__", None) for module in modules]
+        self.folders = tuple(os.path.join(os.path.dirname(path), "") for path in files if path)
+        self.signum = None
+
+    def install(self):
+        """From now on, SIGINT and SIGTERM stop the run."""
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self.handle)
+
+    def handle(self, signum, frame):
+        """The signal handler: raises Interrupted now, or as the run leaves TensorFlow's code."""
+        self.signum = signum
+        # A second signal must not cut short the clean-up the first one starts.
+        for other in STOP_SIGNALS:
+            signal.signal(other, signal.SIG_IGN)
+        # Raised inside TensorFlow's code, the exception can come out mangled, be
+        # swallowed, or leave a graph half built (an export without a variable was
+        # seen): it is raised in the frame that called TensorFlow, as its next line
+        # runs, the way a debugger stops there.
+        caller = self.caller_of_tensorflow(frame)
+        if caller is None:
+            raise Interrupted(signum)
+        caller.f_trace = self.stop_here
+        sys.settrace(lambda frame, event, arg: None)  # Frames to come are not traced.
+
+    def stop_here(self, frame, event, arg):
+        """The trace function of the frame that called TensorFlow: the run stops there."""
+        raise Interrupted(self.signum)  # Python stops tracing as this is raised.
+
+    def caller_of_tensorflow(self, frame):
+        """The frame that called the TensorFlow code that frame runs in; None if it runs in none."""
+        caller = None
+        while frame is not None:
+            if frame.f_code.co_filename.startswith(self.folders):
+                caller = frame.f_back
+            frame = frame.f_back
+        return caller
+
+    def uninstall(self):
+        """The run is over: a signal now could only cut its exit short."""
+        sys.settrace(None)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def identity(path):
@@ -1104,8 +1147,8 @@ def main(argv=None):
     setup_tensorflow()
     export_dir = os.path.normpath(args.export_dir)
     export_before = identity(export_dir)
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, raise_interrupted)
+    stop_signals = StopSignals()
+    stop_signals.install()
     try:
         return run(args, export_dir)
     except UsageError as error:
@@ -1116,9 +1159,7 @@ def main(argv=None):
         print(line, file=sys.stderr)
         return 128 + interrupted.signum
     finally:
-        # The run is over: a signal now could only cut its exit short.
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
+        stop_signals.uninstall()
 
 
 if __name__ == "__main__":

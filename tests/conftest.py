@@ -189,12 +189,32 @@ def pausing(function, before):
     return wrapper
 
 
-if moment in ("checkpoint written", "checkpoint named"):
-    # Saver.save writes the checkpoint's files, then names it in `checkpoint`.
+if moment == "checkpoint written":
+    # Saver.save writes the checkpoint's files, then names it in `checkpoint`:
+    # this waits in between, inside TensorFlow's code (for a kill -9).
     update = checkpoint_management.update_checkpoint_state_internal
-    before = moment == "checkpoint written"
-    checkpoint_management.update_checkpoint_state_internal = pausing(update, before)
+    checkpoint_management.update_checkpoint_state_internal = pausing(update, True)
+elif moment == "checkpoint named":  # Once Saver.save has returned to train().
+    sar.tf.train.Saver.save = pausing(sar.tf.train.Saver.save, False)
 elif moment == "export written":  # By simple_save, before the rest and the swap.
+    sar.tf.saved_model.simple_save = pausing(sar.tf.saved_model.simple_save, False)
+elif moment == "export building":
+    # Inside TensorFlow's code: simple_save building its Saver, until a file
+    # named go appears; then, back in the script's save_model, the same pause.
+    import os
+    from tensorflow.python.training import saver
+
+    build = saver.Saver.build
+
+    def building(self, *args, **kwargs):
+        print("PAUSED", flush=True)
+        while not os.path.exists("go"):
+            time.sleep(0.01)
+        result = build(self, *args, **kwargs)
+        print("BUILT", flush=True)
+        return result
+
+    saver.Saver.build = building
     sar.tf.saved_model.simple_save = pausing(sar.tf.saved_model.simple_save, False)
 sys.exit(sar.main(sys.argv[4:]))
 """

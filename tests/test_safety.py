@@ -145,6 +145,29 @@ def test_sigterm_during_the_export_leaves_the_previous_one_in_place(full_run, tm
     assert snapshot(str(tmp_path / "simple")) == export
 
 
+def test_an_interrupt_inside_tensorflow_waits_until_the_run_is_out_of_it(full_run, tmp_path):
+    # Raised inside TensorFlow's code, as simple_save builds its Saver, the
+    # exception once came out mangled, or left an export without a variable.
+    shutil.copytree(str(full_run[0] / "simple"), str(tmp_path / "simple"))
+    export = snapshot(str(tmp_path / "simple"))
+    process, printed = start_paused(tmp_path, "export building", 1)
+    assert printed.rstrip().endswith("Saving to simple")
+    process.send_signal(signal.SIGINT)  # While the run waits inside TensorFlow...
+    (tmp_path / "go").write_bytes(b"")  # ...which it then finishes, and stops after.
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 130, err[-2000:]
+    assert out.startswith("BUILT\n"), out  # The Saver was built whole, the signal notwithstanding.
+    assert "Traceback" not in err
+    assert script_stderr(err) == [
+        (
+            "interrupted by SIGINT: the previous export is in place in simple; "
+            "without --checkpoint-dir, the same command trains from the start"
+        )
+    ]
+    assert snapshot(str(tmp_path / "simple")) == export
+    assert sorted(os.listdir(str(tmp_path))) == ["go", "simple"]
+
+
 def test_a_full_run_cleans_up_after_killed_runs(full_run, tmp_path, run_main):
     # What killed runs left: a half-done swap (the export out of place), and a
     # staging folder with a new export half written. Their processes are gone.

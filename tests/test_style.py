@@ -85,7 +85,7 @@ def test_the_lesson_comes_first_and_the_machinery_after_the_divider():
     lesson, machinery = lesson_and_machinery()
     assert "restore" in lesson and "train" in lesson and "save_model" in lesson
     machinery_names = ("UsageError", "check_export_dir", "make_staging", "swap_into_place")
-    for name in machinery_names + ("check_export", "raise_interrupted", "main"):
+    for name in machinery_names + ("check_export", "StopSignals", "main"):
         assert name in machinery, name
     # Every heading of the file's lesson names a part of the README's "How the script works".
     headings = re.findall(r"^# \d\. (.+)$", read(SCRIPT), re.MULTILINE)
