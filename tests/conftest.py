@@ -148,7 +148,7 @@ def script_stderr(stderr):
 
 def start_script(cwd, *args, stderr=subprocess.PIPE):
     """Starts `python save_and_restore.py ARGS` in cwd; its stdout comes line by line."""
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, SCRIPT] + list(args),
         cwd=str(cwd),
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
@@ -156,6 +156,8 @@ def start_script(cwd, *args, stderr=subprocess.PIPE):
         stderr=stderr,
         text=True,
     )
+    STARTED.append(process)
+    return process
 
 
 # Runs the script's main() made to wait at one moment until a signal ends it, so
@@ -220,6 +222,21 @@ sys.exit(sar.main(sys.argv[4:]))
 """
 
 
+# The processes the tests start and watch: none outlives its test, even one that fails.
+STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def no_process_left():
+    """Kills what a test started and left running (a paused run waits forever)."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
 def start_paused(cwd, moment, count, *args):
     """Starts the script's main(ARGS) in cwd; returns (process, its stdout) once it waits at moment."""
     process = subprocess.Popen(
@@ -230,6 +247,7 @@ def start_paused(cwd, moment, count, *args):
         stderr=subprocess.PIPE,
         text=True,
     )
+    STARTED.append(process)
     printed = read_until(process, "PAUSED")
     assert printed.endswith("PAUSED\n"), printed
     return process, printed[: -len("PAUSED\n")]
