@@ -43,22 +43,39 @@ match (or training stopped at --max-steps), 1 when they do not, 2 on bad input;
 stopped by Ctrl-C or kill (130 or 143), it says in one line what it leaves.
 """
 
+import os
+import signal
+import sys
+
+# -----------------------------------------------------------------------------
+# Setup: what must come before the imports, TensorFlow's above all
+
+
+# Ctrl-C (SIGINT) and `kill` (SIGTERM) end a run with one line, not a traceback,
+# from its first moment. The imports below take seconds, TensorFlow's most of
+# them, and nothing is written until they are done, so a signal until then ends
+# the run at once; main() takes over from there.
+def stop_before_anything_is_written(signum, frame):
+    """Ends the run: it was stopped before it wrote anything."""
+    line = "interrupted by {} before anything was written\n"
+    os.write(2, line.format(signal.Signals(signum).name).encode())
+    os._exit(128 + signum)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, stop_before_anything_is_written)
+    signal.signal(signal.SIGTERM, stop_before_anything_is_written)
+
 import argparse
 import contextlib
 import gc
 import importlib.util
-import os
 import re
 import shutil
-import signal
-import sys
 import tempfile
 import warnings
 
 import numpy as np
-
-# -----------------------------------------------------------------------------
-# Setup: what must be set before TensorFlow is imported
 
 # TensorFlow 2.16 and later ship Keras 3, which dropped the TF1 layers this graph
 # is made of (tf.nn.rnn_cell.GRUCell, tf.layers.dense). They live on in the
@@ -76,21 +93,6 @@ else:
 # TensorFlow reads it once, when it is imported.
 if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"
-
-
-# Ctrl-C (SIGINT) and `kill` (SIGTERM) end a run with one line, not a traceback.
-# Importing TensorFlow takes seconds, and nothing is written until it is done,
-# so a signal until then ends the run at once; main() takes over from there.
-def stop_before_anything_is_written(signum, frame):
-    """Ends the run: it was stopped before it wrote anything."""
-    line = "interrupted by {} before anything was written\n"
-    os.write(2, line.format(signal.Signals(signum).name).encode())
-    os._exit(128 + signum)
-
-
-if __name__ == "__main__":
-    signal.signal(signal.SIGINT, stop_before_anything_is_written)
-    signal.signal(signal.SIGTERM, stop_before_anything_is_written)
 
 try:
     import tensorflow.compat.v1 as tf
@@ -518,7 +520,8 @@ def reason(error):
     # is the first line that is neither.
     skip = re.compile(r"Graph execution error|Detected at node|Node:|\s|$")
     lines = [line for line in message.splitlines() if not skip.match(line)] or [message]
-    return lines[0].strip().split(". ")[0].rstrip(".")
+    # Its first sentence: "vs. calculated" does not end one.
+    return re.split(r"\.\s+(?=[A-Z])", lines[0].strip())[0].rstrip(".")
 
 
 @contextlib.contextmanager
@@ -802,7 +805,10 @@ def check_checkpoint_dir(checkpoint_dir):
     # one it cannot read, start over, and overwrite it.
     state_file = os.path.join(checkpoint_dir, "checkpoint")
     if os.path.lexists(state_file):
-        state = tf.train.get_checkpoint_state(checkpoint_dir)
+        try:
+            state = tf.train.get_checkpoint_state(checkpoint_dir)
+        except ValueError:  # An empty one, or one without model_checkpoint_path.
+            state = None
         if state is None or not os.path.isfile(state.model_checkpoint_path + ".index"):
             raise UsageError(
                 "{} names no checkpoint that exists: it is not this script's, or its "
@@ -1055,14 +1061,20 @@ class Interrupted(BaseException):
 
 
 class StopSignals:
-    """Turns SIGINT and SIGTERM into Interrupted, raised once, outside TensorFlow's own code."""
+    """Turns SIGINT and SIGTERM into Interrupted, raised once, where it cannot break a step.
 
-    def __init__(self):
+    Not inside TensorFlow's code, nor inside `protected` functions (the export's
+    swap and clean-up): as the run leaves them.
+    """
+
+    def __init__(self, protected=()):
         # TensorFlow's Python code, and that of the Keras its TF1 layers come from.
         modules = [sys.modules.get(name) for name in ("tensorflow", "tf_keras", "keras")]
         files = [getattr(module, "__file__", None) for module in modules]
         self.folders = tuple(os.path.join(os.path.dirname(path), "") for path in files if path)
+        self.codes = [function.__code__ for function in protected]
         self.signum = None
+        self.over = False
 
     def install(self):
         """From now on, SIGINT and SIGTERM stop the run."""
@@ -1070,39 +1082,40 @@ class StopSignals:
             signal.signal(signum, self.handle)
 
     def handle(self, signum, frame):
-        """The signal handler: raises Interrupted now, or as the run leaves TensorFlow's code."""
+        """The signal handler: raises Interrupted now, or as the run leaves protected code."""
+        # After the first signal, or once the run is over, others are ignored:
+        # they must not cut short the clean-up, nor the exit.
+        if self.signum is not None or self.over:
+            return
         self.signum = signum
-        # A second signal must not cut short the clean-up the first one starts.
-        for other in STOP_SIGNALS:
-            signal.signal(other, signal.SIG_IGN)
         # Raised inside TensorFlow's code, the exception can come out mangled, be
         # swallowed, or leave a graph half built (an export without a variable was
         # seen): it is raised in the frame that called TensorFlow, as its next line
         # runs, the way a debugger stops there.
-        caller = self.caller_of_tensorflow(frame)
+        caller = self.caller_of_protected(frame)
         if caller is None:
             raise Interrupted(signum)
         caller.f_trace = self.stop_here
         sys.settrace(lambda frame, event, arg: None)  # Frames to come are not traced.
 
     def stop_here(self, frame, event, arg):
-        """The trace function of the frame that called TensorFlow: the run stops there."""
+        """The trace function of the frame that called protected code: the run stops there."""
         raise Interrupted(self.signum)  # Python stops tracing as this is raised.
 
-    def caller_of_tensorflow(self, frame):
-        """The frame that called the TensorFlow code that frame runs in; None if it runs in none."""
+    def caller_of_protected(self, frame):
+        """The frame that called the protected code that frame runs in; None if it runs in none."""
         caller = None
         while frame is not None:
-            if frame.f_code.co_filename.startswith(self.folders):
+            code = frame.f_code
+            if code.co_filename.startswith(self.folders) or code in self.codes:
                 caller = frame.f_back
             frame = frame.f_back
         return caller
 
     def uninstall(self):
         """The run is over: a signal now could only cut its exit short."""
+        self.over = True
         sys.settrace(None)
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
 
 
 def identity(path):
@@ -1147,7 +1160,7 @@ def main(argv=None):
     setup_tensorflow()
     export_dir = os.path.normpath(args.export_dir)
     export_before = identity(export_dir)
-    stop_signals = StopSignals()
+    stop_signals = StopSignals(protected=(swap_into_place, remove_staging))
     stop_signals.install()
     try:
         return run(args, export_dir)

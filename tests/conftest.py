@@ -218,6 +218,18 @@ elif moment == "export building":
 
     saver.Saver.build = building
     sar.tf.saved_model.simple_save = pausing(sar.tf.saved_model.simple_save, False)
+elif moment == "clean-up":  # Removing the staging folder, after the swap, until "go".
+    import os
+
+    rmtree = sar.shutil.rmtree
+
+    def removing(*args, **kwargs):
+        print("PAUSED", flush=True)
+        while not os.path.exists("go"):
+            time.sleep(0.01)
+        return rmtree(*args, **kwargs)
+
+    sar.shutil.rmtree = removing
 sys.exit(sar.main(sys.argv[4:]))
 """
 

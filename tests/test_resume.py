@@ -358,7 +358,16 @@ def foreign_checkpoint(sar, checkpoint_dir):
 
 
 @pytest.mark.parametrize(
-    "kind", ["file", "other files", "other graph", "unreadable state", "damaged", "cut data"]
+    "kind",
+    [
+        "file",
+        "other files",
+        "other graph",
+        "unreadable state",
+        "empty state",
+        "damaged",
+        "cut data",
+    ],
 )
 def test_a_checkpoint_dir_that_is_not_ours_is_refused_and_left_as_it_is(
     tmp_path, run_main, sar, kind
@@ -375,8 +384,9 @@ def test_a_checkpoint_dir_that_is_not_ours_is_refused_and_left_as_it_is(
         elif kind == "other graph":
             foreign_checkpoint(sar, str(ckpt))
             words = ["cannot resume from", "model.ckpt-7", "not a checkpoint of this script"]
-        elif kind == "unreadable state":
-            (ckpt / "checkpoint").write_bytes(b"not a checkpoint state {{{\n")
+        elif kind in ("unreadable state", "empty state"):
+            state = b"not a checkpoint state {{{\n" if kind == "unreadable state" else b""
+            (ckpt / "checkpoint").write_bytes(state)
             words = ["checkpoint names no checkpoint that exists"]
         else:
             assert (

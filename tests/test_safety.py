@@ -168,6 +168,21 @@ def test_an_interrupt_inside_tensorflow_waits_until_the_run_is_out_of_it(full_ru
     assert sorted(os.listdir(str(tmp_path))) == ["go", "simple"]
 
 
+def test_two_signals_during_the_clean_up_are_one_line_and_a_clean_folder(tmp_path):
+    # Interrupted while it removes its staging folder, after the swap, by
+    # SIGINT and then SIGTERM at once: it finishes the clean-up, then stops.
+    process, printed = start_paused(tmp_path, "clean-up", 1)
+    assert printed.rstrip().endswith("Saving to simple")
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)  # Ignored: the run is already stopping.
+    (tmp_path / "go").write_bytes(b"")
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and out == ""
+    assert script_stderr(err) == ["interrupted by SIGINT: simple holds this run's export"]
+    assert sorted(os.listdir(str(tmp_path))) == ["go", "simple"]
+
+
 def test_a_full_run_cleans_up_after_killed_runs(full_run, tmp_path, run_main):
     # What killed runs left: a half-done swap (the export out of place), and a
     # staging folder with a new export half written. Their processes are gone.
