@@ -28,6 +28,7 @@ MOVE = "Moving the model to Keras 3"
 FINISH = "Finishing a TF1 training run in Keras 3"
 ONNX = "Running the export in ONNX Runtime"
 LITERT = "Running the model on LiteRT"
+CELLS = "Other TF1 cells into Keras 3"
 
 
 def keras3_env():
@@ -37,9 +38,11 @@ def keras3_env():
     return env
 
 
-def save_program(folder, heading, name):
-    """Saves the first python block under heading as folder/name, as the page says to."""
-    (folder / name).write_text(code_blocks(heading, "python")[0])
+def save_programs(folder, *names):
+    """Saves the docs' programs of these names in folder, each under its name."""
+    programs = {name: code for _, name, code in doc_programs()}
+    for name in names:
+        (folder / name).write_text(programs[name])
 
 
 def run_python(folder, *args, timeout=600):
@@ -64,6 +67,7 @@ for folder, name in zip(sys.argv[1::2], sys.argv[2::2]):
     os.chdir(folder)
     sys.path.insert(0, folder)
     sys.modules.pop("to_keras3", None)
+    sys.modules.pop("tf1_cells", None)
     try:
         runpy.run_path(name, run_name="__main__")
         status = 0
@@ -86,7 +90,7 @@ def run_in_turn(runs):
 
 
 def largest_difference(stdout):
-    return float(re.search(r"Largest difference from the TF1 export's logits: (\S+)", stdout)[1])
+    return float(re.search(r"Largest difference from the TF1 \w+'s logits: (\S+)", stdout)[1])
 
 
 def replaced(text, old, new):
@@ -97,7 +101,10 @@ def replaced(text, old, new):
 
 def test_every_docs_program_run_where_its_input_is_missing_says_what_to_run(tmp_path):
     # Saved as the pages say, in a folder without simple/, ckpt/ or their products.
-    programs = doc_programs()
+    # All but those that read nothing the tutorial or another program wrote.
+    producers = ("tf1_cells.py", "make_tf1_lstm.py")
+    programs = [program for program in doc_programs() if program[1] not in producers]
+    save_programs(tmp_path, "tf1_cells.py")
     for _, name, code in programs:
         (tmp_path / name).write_text(code)
     results = run_in_turn([(tmp_path, name) for _, name, _ in programs])
@@ -108,7 +115,7 @@ def test_every_docs_program_run_where_its_input_is_missing_says_what_to_run(tmp_
         assert stdout == "", (name, stdout)
     # Nothing written (but Python's cache of the imported to_keras3.py).
     names = [name for _, name, _ in programs]
-    assert set(os.listdir(str(tmp_path))) - {"__pycache__"} == set(names)
+    assert set(os.listdir(str(tmp_path))) - {"__pycache__"} == set(names) | {"tf1_cells.py"}
     # As a user sees it: that line alone on stderr, and exit status 1.
     result = run_python(tmp_path, "run_onnx.py")
     assert result.returncode == 1
@@ -118,8 +125,7 @@ def test_every_docs_program_run_where_its_input_is_missing_says_what_to_run(tmp_
 def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path):
     folder, _ = full_run
     shutil.copytree(str(folder / "simple"), str(tmp_path / "simple"))
-    save_program(tmp_path, MOVE, "to_keras3.py")
-    save_program(tmp_path, LITERT, "run_litert.py")
+    save_programs(tmp_path, "tf1_cells.py", "to_keras3.py", "run_litert.py")
     features = np.random.RandomState(1).randn(3, 10, 30).astype(np.float32)
     np.save(str(tmp_path / "x.npy"), features)
     # The Keras 3 export as a layer, which the TF1 export refuses.
@@ -132,6 +138,7 @@ def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path
     off, reset_after = tmp_path / "off", tmp_path / "reset_after"
     for variant in (off, reset_after):
         shutil.copytree(str(folder / "simple"), str(variant / "simple"))
+        save_programs(variant, "tf1_cells.py")
     expected = np.load(str(folder / EXPECTED))
     expected[40, 2] += 2e-6
     np.save(str(off / EXPECTED), expected)
@@ -176,8 +183,7 @@ def stop_tf1_run(run_main, folder, steps, *args):
     folder.mkdir(exist_ok=True)
     result = run_main(folder, "--checkpoint-dir", "ckpt", "--max-steps", str(steps), *args)
     assert result.returncode == 0, result.stderr
-    for heading, name in ((MOVE, "to_keras3.py"), (FINISH, "finish_in_keras3.py")):
-        save_program(folder, heading, name)
+    save_programs(folder, "tf1_cells.py", "to_keras3.py", "finish_in_keras3.py")
 
 
 def final_logits(stdout):
@@ -285,7 +291,7 @@ def test_the_export_runs_in_onnx_runtime(full_run, sar, tmp_path):
     assert command[:3] == ["python3", "-m", "tf2onnx.convert"]
     converted = run_python(tmp_path, *command[1:])
     assert converted.returncode == 0, converted.stderr[-3000:]
-    save_program(tmp_path, ONNX, "run_onnx.py")
+    save_programs(tmp_path, "run_onnx.py")
     result = run_python(tmp_path, "run_onnx.py")
     assert result.returncode == 0, result.stderr[-3000:]
     assert largest_difference(result.stdout) <= 1e-6
@@ -304,3 +310,105 @@ def test_the_export_runs_in_onnx_runtime(full_run, sar, tmp_path):
         labels = np.zeros((count, 5), np.int32)
         (through_iterator,) = sar.infer_restored(str(tmp_path / "simple"), features, labels, count)
         np.testing.assert_allclose(logits, through_iterator, atol=1e-6)
+
+
+def test_an_lstm_model_of_ones_own_moves_to_keras3_with_its_mask(tmp_path):
+    save_programs(tmp_path, "tf1_cells.py", "make_tf1_lstm.py", "lstm_to_keras3.py")
+    made = run_python(tmp_path, "make_tf1_lstm.py")  # TF1 code: it sets what it needs.
+    assert made.returncode == 0, made.stderr[-3000:]
+    assert made.stdout == "Wrote lstm_ckpt/ and lstm_ckpt/batch.npz\n"
+    assert not [line for line in script_stderr(made.stderr) if "Warning" in line]
+    moved = run_python(tmp_path, "lstm_to_keras3.py")
+    assert moved.returncode == 0, moved.stderr[-3000:]
+    (printed,) = code_blocks(CELLS, "text")
+    assert_same_output(printed, moved.stdout)
+    assert largest_difference(moved.stdout) <= 1e-6
+    # Each shortcut is far off, the forget bias's the least.
+    off = [float(x) for x in re.findall(r": (\S+) off$", moved.stdout, re.MULTILINE)]
+    assert len(off) == 3 and min(off) > 0.01, off
+    assert (tmp_path / "lstm.keras").is_file()
+    # It checks, it does not only print.
+    batch = dict(np.load(str(tmp_path / "lstm_ckpt" / "batch.npz")))
+    batch["expected"][2, 1] += 2e-6
+    np.savez(str(tmp_path / "lstm_ckpt" / "batch.npz"), **batch)
+    assert run_python(tmp_path, "lstm_to_keras3.py").returncode == 1
+
+
+# Checks keras_rnn_weights on the TF1 cells saved by the test: each moved into
+# Keras 3 gives TF1's logits; what Keras 3 cannot compute, or an unknown cell,
+# is a ValueError of one line. Prints one line per check.
+CHECK_CELLS = """
+import keras, numpy as np, tensorflow as tf
+from tf1_cells import keras_rnn_weights
+
+read = tf.train.load_checkpoint("cells/model.ckpt").get_tensor
+features, expected = np.load("cells/features.npy"), dict(np.load("cells/expected.npz"))
+for name, layer in [
+    ("GRUCell", keras.layers.GRU(5, reset_after=False)),
+    ("LSTMCell", keras.layers.LSTM(5)),
+]:
+    dense = keras.layers.Dense(3)
+    inputs = keras.Input((None, 4))
+    model = keras.Model(inputs, dense(layer(inputs)))
+    layer.set_weights(keras_rnn_weights(read, name + "/rnn/" + name.lower()[:-4] + "_cell", name))
+    dense.set_weights([read(name + "/dense/kernel"), read(name + "/dense/bias")])
+    logits = model.predict(features, verbose=0)
+    print(name, float(np.abs(logits - expected[name]).max()))
+for scope, cell in [
+    ("peepholes/rnn/lstm_cell", "LSTMCell"),
+    ("projection/rnn/lstm_cell", "LSTMCell"),
+    ("GRUCell/rnn/gru_cell", "GRU"),
+]:
+    try:
+        keras_rnn_weights(read, scope, cell)
+        print("moved")
+    except ValueError as error:
+        print("ValueError:", error)
+"""
+
+
+def test_keras_rnn_weights_moves_each_cell_and_refuses_what_keras_cannot_compute(tmp_path, sar):
+    tf = sar.tf
+    rng = np.random.RandomState(3)
+    features = rng.randn(6, 7, 4).astype(np.float32)
+    (tmp_path / "cells").mkdir()
+    cells = {
+        "GRUCell": lambda: tf.nn.rnn_cell.GRUCell(5),
+        "LSTMCell": lambda: tf.nn.rnn_cell.LSTMCell(5),  # Its default forget_bias, 1.0.
+        "peepholes": lambda: tf.nn.rnn_cell.LSTMCell(5, use_peepholes=True),
+        "projection": lambda: tf.nn.rnn_cell.LSTMCell(5, num_proj=3),
+    }
+    expected = {}
+    with tf.Graph().as_default() as graph, sar.new_session(graph) as sess:
+        inputs = tf.placeholder(tf.float32, [None, None, 4])
+        outputs = {}
+        for name, cell in cells.items():
+            with tf.variable_scope(name):
+                sequences, _ = tf.nn.dynamic_rnn(cell(), inputs, dtype=tf.float32)
+                outputs[name] = tf.layers.dense(sequences[:, -1], 3)
+        # Every weight and bias at random, so that no layout mistake hides behind a zero.
+        for variable in tf.global_variables():
+            values = rng.randn(*variable.shape.as_list()).astype(np.float32) * 0.5
+            variable.load(values, sess)
+        for name in ("GRUCell", "LSTMCell"):
+            expected[name] = sess.run(outputs[name], {inputs: features})
+        tf.train.Saver().save(sess, str(tmp_path / "cells" / "model.ckpt"))
+    np.save(str(tmp_path / "cells" / "features.npy"), features)
+    np.savez(str(tmp_path / "cells" / "expected.npz"), **expected)
+    save_programs(tmp_path, "tf1_cells.py")
+    result = run_python(tmp_path, "-c", CHECK_CELLS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    for line, name in zip(lines, ("GRUCell", "LSTMCell")):
+        assert line.split()[0] == name and float(line.split()[1]) <= 1e-6, line
+    assert lines[2:] == [
+        (
+            "ValueError: peepholes/rnn/lstm_cell has peepholes (use_peepholes=True), "
+            "which Keras 3's LSTM does not compute"
+        ),
+        (
+            "ValueError: projection/rnn/lstm_cell has a projection (num_proj), "
+            "which Keras 3's LSTM does not compute"
+        ),
+        "ValueError: unknown cell 'GRU': GRUCell, LSTMCell or BasicLSTMCell",
+    ]
