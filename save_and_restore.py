@@ -756,8 +756,8 @@ OTHER_VERSION = (
 
 def iterator_state_keys():
     """The keys under which this TensorFlow saves the position of an iterator like the script's."""
-    # Asked of this TensorFlow itself, in a graph of its own: the key and the
-    # format behind it change between versions, and a version restores only its own.
+    # Asked of this TensorFlow itself, in a graph of its own: the key changes
+    # between versions (and the format behind it, among versions of one key).
     with tf.Graph().as_default():
         iterator = tf.data.Iterator.from_structure(tf.int64, tf.TensorShape([]))
         return [spec.name for spec in make_saveable_from_iterator(iterator).specs]
@@ -1154,8 +1154,7 @@ def explain_interrupt(signum, args, export_dir, export_before):
 
 
 def main(argv=None):
-    """Runs the tutorial; returns the exit status (0 match, 1 mismatch, 2 bad input,
-    130 on SIGINT, 143 on SIGTERM)."""
+    """Runs the tutorial; returns the exit status: 0, 1 mismatch, 2 bad input, 128 + signal."""
     args = parse_args(argv)
     setup_tensorflow()
     export_dir = os.path.normpath(args.export_dir)
