@@ -107,7 +107,16 @@ def test_every_docs_program_run_where_its_input_is_missing_says_what_to_run(tmp_
     save_programs(tmp_path, "tf1_cells.py")
     for _, name, code in programs:
         (tmp_path / name).write_text(code)
-    results = run_in_turn([(tmp_path, name) for _, name, _ in programs])
+    # And to_keras3.py saved alone, without the tf1_cells.py it imports.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    save_programs(alone, "to_keras3.py")
+    runs = [(tmp_path, name) for _, name, _ in programs] + [(alone, "to_keras3.py")]
+    *results, (_, without) = run_in_turn(runs)
+    assert (
+        without
+        == "No tf1_cells.py here: save it from docs/leaving-tf1.md beside this program first."
+    )
     for (_, name, _), (stdout, status) in zip(programs, results):
         # One line, naming what is missing and the command that makes it.
         assert status.startswith("No ") and "\n" not in status, (name, status)
@@ -115,7 +124,10 @@ def test_every_docs_program_run_where_its_input_is_missing_says_what_to_run(tmp_
         assert stdout == "", (name, stdout)
     # Nothing written (but Python's cache of the imported to_keras3.py).
     names = [name for _, name, _ in programs]
-    assert set(os.listdir(str(tmp_path))) - {"__pycache__"} == set(names) | {"tf1_cells.py"}
+    assert set(os.listdir(str(tmp_path))) - {"__pycache__"} == set(names) | {
+        "tf1_cells.py",
+        "alone",
+    }
     # As a user sees it: that line alone on stderr, and exit status 1.
     result = run_python(tmp_path, "run_onnx.py")
     assert result.returncode == 1
@@ -358,6 +370,7 @@ for scope, cell in [
     ("peepholes/rnn/lstm_cell", "LSTMCell"),
     ("projection/rnn/lstm_cell", "LSTMCell"),
     ("GRUCell/rnn/gru_cell", "GRU"),
+    ("GRUCell/rnn/gru_cell", "LSTMCell"),
 ]:
     try:
         keras_rnn_weights(read, scope, cell)
@@ -411,4 +424,8 @@ def test_keras_rnn_weights_moves_each_cell_and_refuses_what_keras_cannot_compute
             "which Keras 3's LSTM does not compute"
         ),
         "ValueError: unknown cell 'GRU': GRUCell, LSTMCell or BasicLSTMCell",
+        (
+            "ValueError: no GRUCell/rnn/gru_cell/kernel to read: "
+            "is GRUCell/rnn/gru_cell the scope of the LSTMCell?"
+        ),
     ]
