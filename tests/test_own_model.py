@@ -1,0 +1,85 @@
+"""docs/own-model.md: a model of one's own, run as printed, and what the page claims of it."""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from conftest import assert_same_output, code_blocks, doc_programs, script_stderr
+from test_beyond import saved_model_cli
+
+OWN = "A model of your own"
+EXTRA = os.path.join("own", "assets.extra")
+
+
+def own_model(folder, code=None):
+    """Saves own_model.py (the page's, unless code is given) in folder and runs it there."""
+    if code is None:
+        (code,) = [code for _, name, code in doc_programs() if name == "own_model.py"]
+    (folder / "own_model.py").write_text(code)
+    return subprocess.run(
+        [sys.executable, "own_model.py"],
+        cwd=str(folder),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+
+
+def test_own_model_trains_exports_restores_and_serves_as_the_page_shows(tmp_path):
+    result = own_model(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (printed,) = code_blocks(OWN, "text")[:1]
+    assert_same_output(printed, result.stdout)
+    # Nothing on stderr but TensorFlow's own notices: no Python warning.
+    assert [line for line in script_stderr(result.stderr) if "Warning" in line] == []
+    expected = np.load(str(tmp_path / EXTRA / "expected_logits.npy"))
+    inputs = np.load(str(tmp_path / EXTRA / "inputs.npz"))
+    assert expected.shape == (500, 2)
+    assert sorted(inputs.files) == ["lengths", "tokens"]
+    assert inputs["tokens"].shape == (500, 20) and inputs["lengths"].shape == (500,)
+    assert 3 <= inputs["lengths"].min() and inputs["lengths"].max() <= 20
+    # Run again, it refuses to replace own/, in one line, and leaves it as it is.
+    before = sorted(os.listdir(str(tmp_path / "own")))
+    again = own_model(tmp_path)
+    assert again.returncode == 1
+    assert script_stderr(again.stderr) == [
+        "own/ exists: remove it (rm -rf own) to train and export again"
+    ]
+    assert sorted(os.listdir(str(tmp_path / "own"))) == before
+
+    # Serving several inputs, as printed: both fed, then one of them alone.
+    both, one = code_blocks("Serving several inputs", "text")
+    make, serve, *shown = both.splitlines()
+    made = subprocess.run(
+        [sys.executable] + shlex.split(make[2:])[1:], cwd=str(tmp_path), check=False
+    )
+    assert made.returncode == 0
+    served = saved_model_cli(*shlex.split(serve[2:])[1:], cwd=str(tmp_path))
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert_same_output("\n".join(shown) + "\n", served.stdout)
+    printed = re.findall(r"[-+]?\d+\.\d*(?:e[-+]?\d+)?", served.stdout.split(":", 1)[1])
+    np.testing.assert_allclose(np.array(printed, float).reshape(3, 2), expected[:3], atol=1e-6)
+    command, last = one.splitlines()
+    alone = saved_model_cli(*shlex.split(command[2:])[1:], cwd=str(tmp_path))
+    assert alone.returncode == 1
+    assert last in alone.stderr.splitlines()
+
+
+def test_a_shuffle_left_in_the_export_is_seen_only_through_the_bypasses(tmp_path):
+    (code,) = [code for _, name, code in doc_programs() if name == "own_model.py"]
+    shuffled = 'dataset = dataset.shuffle(data["shuffle_buffer"], seed=data["epoch_seed"])'
+    assert shuffled in code
+    result = own_model(
+        tmp_path, code.replace(shuffled, "dataset = dataset.shuffle(SAMPLES, seed=1)")
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-2:] == [
+        "Restored through its iterator: True",
+        "Restored through tokens and lengths fed directly: False",
+    ]
+    shutil.rmtree(str(tmp_path / "own"))
