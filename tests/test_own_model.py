@@ -48,9 +48,24 @@ def test_own_model_trains_exports_restores_and_serves_as_the_page_shows(tmp_path
     again = own_model(tmp_path)
     assert again.returncode == 1
     assert script_stderr(again.stderr) == [
-        "own/ exists: remove it (rm -rf own) to train and export again"
+        "own/ holds an export: remove it (rm -rf own) to export again"
     ]
     assert sorted(os.listdir(str(tmp_path / "own"))) == before
+    # Anything else named own is not its to remove: a folder of notes, a broken link.
+    for other in ("notes", "link"):
+        folder = tmp_path / other
+        folder.mkdir()
+        if other == "notes":
+            (folder / "own").mkdir()
+            (folder / "own" / "notes.txt").write_text("mine")
+        else:
+            (folder / "own").symlink_to("nowhere")
+        refused = own_model(folder)
+        assert refused.returncode == 1
+        assert script_stderr(refused.stderr) == [
+            "own exists and is not an export: it is left as it is"
+        ]
+    assert (tmp_path / "notes" / "own" / "notes.txt").read_text() == "mine"
 
     # Serving several inputs, as printed: both fed, then one of them alone.
     both, one = code_blocks("Serving several inputs", "text")
