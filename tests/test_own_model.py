@@ -3,7 +3,6 @@
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 
@@ -97,4 +96,3 @@ def test_a_shuffle_left_in_the_export_is_seen_only_through_the_bypasses(tmp_path
         "Restored through its iterator: True",
         "Restored through tokens and lengths fed directly: False",
     ]
-    shutil.rmtree(str(tmp_path / "own"))
