@@ -165,7 +165,7 @@ def start_script(cwd, *args, stderr=subprocess.PIPE):
 # machine. Arguments: the moment, which time it comes (1 for the first), then
 # the script's own arguments. It prints PAUSED when it waits.
 PAUSED_RUN = """
-import sys, time
+import os, sys, time
 sys.path.insert(0, sys.argv[1])
 import save_and_restore as sar
 from tensorflow.python.checkpoint import checkpoint_management
@@ -177,6 +177,12 @@ def pause():
     print("PAUSED", flush=True)
     while True:
         time.sleep(60)
+
+
+def wait_for_go():
+    print("PAUSED", flush=True)
+    while not os.path.exists("go"):
+        time.sleep(0.01)
 
 
 def pausing(function, before):
@@ -203,15 +209,12 @@ elif moment == "export written":  # By simple_save, before the rest and the swap
 elif moment == "export building":
     # Inside TensorFlow's code: simple_save building its Saver, until a file
     # named go appears; then, back in the script's save_model, the same pause.
-    import os
     from tensorflow.python.training import saver
 
     build = saver.Saver.build
 
     def building(self, *args, **kwargs):
-        print("PAUSED", flush=True)
-        while not os.path.exists("go"):
-            time.sleep(0.01)
+        wait_for_go()
         result = build(self, *args, **kwargs)
         print("BUILT", flush=True)
         return result
@@ -219,14 +222,10 @@ elif moment == "export building":
     saver.Saver.build = building
     sar.tf.saved_model.simple_save = pausing(sar.tf.saved_model.simple_save, False)
 elif moment == "clean-up":  # Removing the staging folder, after the swap, until "go".
-    import os
-
     rmtree = sar.shutil.rmtree
 
     def removing(*args, **kwargs):
-        print("PAUSED", flush=True)
-        while not os.path.exists("go"):
-            time.sleep(0.01)
+        wait_for_go()
         return rmtree(*args, **kwargs)
 
     sar.shutil.rmtree = removing

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 from conftest import assert_same_output, code_blocks, doc_programs, script_stderr
 from test_beyond import saved_model_cli
+from test_leaving_tf1 import run_python, save_programs
 
 OWN = "A model of your own"
 EXTRA = os.path.join("own", "assets.extra")
@@ -17,16 +18,10 @@ EXTRA = os.path.join("own", "assets.extra")
 def own_model(folder, code=None):
     """Saves own_model.py (the page's, unless code is given) in folder and runs it there."""
     if code is None:
-        (code,) = [code for _, name, code in doc_programs() if name == "own_model.py"]
-    (folder / "own_model.py").write_text(code)
-    return subprocess.run(
-        [sys.executable, "own_model.py"],
-        cwd=str(folder),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+        save_programs(folder, "own_model.py")
+    else:
+        (folder / "own_model.py").write_text(code)
+    return run_python(folder, "own_model.py")  # TF1 code: it sets what it needs.
 
 
 def test_own_model_trains_exports_restores_and_serves_as_the_page_shows(tmp_path):

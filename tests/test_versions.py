@@ -8,6 +8,20 @@ import sys
 from conftest import ROOT, SCRIPT, code_blocks, read
 
 
+def installed_versions(command, cwd=None):
+    """Runs .ci/versions --installed (command: its path) with the TensorFlow of this Python."""
+    path = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+    return subprocess.run(
+        [command, "--installed"],
+        cwd=None if cwd is None else str(cwd),
+        env=dict(os.environ, PATH=path),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+
+
 def test_ci_versions_fails_at_the_resume_step_when_the_resumed_run_reads_other_batches(tmp_path):
     # A copy of the project whose resumed run initializes its iterator again
     # after restoring it: it reads the epoch's first batch again, one batch off.
@@ -18,16 +32,8 @@ def test_ci_versions_fails_at_the_resume_step_when_the_resumed_run_reads_other_b
     assert script.count(restore) == 1
     again = "        sess.run(init_op, feed_dict=position_feed(feed_dict, 0))\n"
     (tmp_path / "save_and_restore.py").write_text(script.replace(restore, restore + again))
-    # With the TensorFlow of this Python, as the TF 1.8 job runs it in its image.
-    path = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
-    result = subprocess.run(
-        ["bash", str(tmp_path / ".ci" / "versions"), "--installed"],
-        env=dict(os.environ, PATH=path),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
+    # As the TF 1.8 job runs it in its image.
+    result = installed_versions(str(tmp_path / ".ci" / "versions"))
     lines = result.stdout.splitlines()
     assert result.returncode == 1, result.stdout + result.stderr
     assert lines[0].startswith("TensorFlow 2.21.0 (Python 3.")
@@ -50,16 +56,7 @@ def test_ci_versions_passes_here_and_prints_what_the_versions_page_shows(tmp_pat
     command, shown = block.split("\n", 1)
     assert command == "$ .ci/versions tensorflow==2.15.1"
     # The same command list, with the TensorFlow installed here instead of 2.15.1.
-    path = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
-    result = subprocess.run(
-        [os.path.join(ROOT, ".ci", "versions"), "--installed"],
-        cwd=str(tmp_path),
-        env=dict(os.environ, PATH=path),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
+    result = installed_versions(os.path.join(ROOT, ".ci", "versions"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     versions = result.stdout.splitlines()[0]
     assert versions.startswith("TensorFlow 2.21.0 (Python 3.")
