@@ -1,0 +1,286 @@
+"""docs/upgrading.md: an export fed by an iterator, cut into one that serves."""
+
+import json
+import os
+import re
+import runpy
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import assert_same_output, code_blocks, parse_array, script_stderr
+from test_leaving_tf1 import run_in_turn, run_python, save_programs
+from test_safety import snapshot
+
+PROGRAMS = (
+    "make_2018_export.py",
+    "upgrade_export.py",
+    "keep_iterator.py",
+    "use_new_export.py",
+    "run_new_onnx.py",
+)
+KINDS = ("unnamed", "feedable", "oneshot")  # The post's is the page's own.
+
+
+def transcript(heading, command):
+    """The output a text block under heading shows for `$ command`."""
+    for block in code_blocks(heading, "text"):
+        if block.startswith(f"$ {command}\n"):
+            return block.split("\n", 1)[1]
+    raise AssertionError(f"no transcript of {command!r} under {heading!r}")
+
+
+def arrays(stdout):
+    """Every numpy-printed 2-D array in stdout, in order."""
+    found = re.findall(r"^\[\[.*?\]\]$", stdout, re.MULTILINE | re.DOTALL)
+    return [np.array([parse_array(row) for row in text.split("]\n")]) for text in found]
+
+
+def upgrade_in_process(folder, *args):
+    """Runs the page's upgrade_export.py in this process, as `python3 upgrade_export.py ARGS`."""
+    argv = sys.argv
+    sys.argv = ["upgrade_export.py", *args]
+    cwd = os.getcwd()
+    os.chdir(str(folder))
+    try:
+        runpy.run_path("upgrade_export.py", run_name="__main__")
+        return 0
+    except SystemExit as exit:
+        return exit.code
+    finally:
+        sys.argv = argv
+        os.chdir(cwd)
+
+
+def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar):
+    save_programs(tmp_path, *PROGRAMS)
+    made = run_python(tmp_path, "make_2018_export.py")
+    assert made.returncode == 0, made.stderr[-3000:]
+    assert script_stderr(made.stderr) == []
+    assert_same_output(
+        transcript("An export to try it on", "python3 make_2018_export.py"), made.stdout
+    )
+    (through_iterator,) = arrays(made.stdout)
+    old = snapshot(str(tmp_path / "old_export"))
+
+    command = "python3 upgrade_export.py old_export new_export"
+    upgraded = run_python(tmp_path, *shlex.split(command)[1:])
+    assert upgraded.returncode == 0, upgraded.stderr[-3000:]
+    assert script_stderr(upgraded.stderr) == []  # No warning, no log but TF's start-up notes.
+    assert_same_output(transcript("Running it", command), upgraded.stdout)
+    assert "any batch size" in upgraded.stdout
+    # The old export untouched; nothing else written (no staging folder left).
+    assert snapshot(str(tmp_path / "old_export")) == old
+    assert {"old_export", "new_export"} <= set(os.listdir(str(tmp_path)))
+    assert not [name for name in os.listdir(str(tmp_path)) if name.startswith(".")]
+
+    # saved_model_cli, as printed: the rows make_2018_export.py printed.
+    serving = "Serving the new export"
+    block = code_blocks(serving, "text")[0]
+    commands = re.findall(r"^\$ (.*)$", block, re.MULTILINE)
+    made_x = subprocess.run(
+        [sys.executable, *shlex.split(commands[0])[1:]], cwd=str(tmp_path), check=False
+    )
+    assert made_x.returncode == 0
+    served = subprocess.run(
+        shlex.split(commands[1]), cwd=str(tmp_path), capture_output=True, text=True, check=False
+    )
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert_same_output(block.split(commands[1] + "\n", 1)[1], served.stdout)
+    np.testing.assert_allclose(arrays(served.stdout)[0], through_iterator, atol=1e-6)
+
+    # ONNX, converted as printed; then the TF2 signature, the Keras 3 layer,
+    # ONNX Runtime and the kept iterator, each program as printed.
+    (convert,) = code_blocks(serving, "sh")
+    converted = subprocess.run(
+        [sys.executable, *shlex.split(convert)[1:]],
+        cwd=str(tmp_path),
+        capture_output=True,
+        check=False,
+    )
+    assert converted.returncode == 0, converted.stderr[-3000:]
+    runs = [(tmp_path, name) for name in PROGRAMS[2:]]
+    (kept, status_kept), (used, status_used), (onnx, status_onnx) = run_in_turn(runs)
+    assert [status_kept, status_used, status_onnx] == ["0", "0", "0"]
+    assert_same_output(transcript("Keeping the iterator", "python3 keep_iterator.py"), kept)
+    assert kept.splitlines()[0] == "initializers: ['dataset_init']"
+    for printed in arrays(kept) + arrays(used) + arrays(onnx):
+        np.testing.assert_allclose(printed, through_iterator, atol=1e-6)
+    assert len(arrays(used)) == 2
+
+    # Any batch size, against the old export's own logits through its
+    # iterator: all 64 sequences in batches of 32 (all it takes).
+    tf = sar.tf
+    np.random.seed(0)
+    features = np.random.randn(64, 10, 30)
+    labels = np.eye(5)[np.random.randint(0, 5, (64,))]
+    with tf.Graph().as_default() as graph, tf.Session() as sess:
+        tf.saved_model.loader.load(sess, ["serve"], str(tmp_path / "old_export"))
+        feeds = {"features_data_ph:0": features, "labels_data_ph:0": labels, "batch_size_ph:0": 32}
+        sess.run(graph.get_operation_by_name("dataset_init"), feeds)
+        expected = np.concatenate([sess.run("dense/BiasAdd:0") for _ in range(2)])
+    with tf.Graph().as_default(), tf.Session() as sess:
+        meta = tf.saved_model.loader.load(sess, ["serve"], str(tmp_path / "new_export"))
+        (inputs,) = meta.signature_def["serving_default"].inputs.values()
+        logits = meta.signature_def["serving_default"].outputs["logits"].name
+        for size in (1, 5, 32, 64):
+            got = sess.run(logits, {inputs.name: features[:size]})
+            np.testing.assert_allclose(got, expected[:size], atol=1e-6)
+
+
+# The consumers of every kind's new export, in one Keras 3 process: the TF2
+# signature called with its one input alone, a TFSMLayer, saved_model_cli's
+# run (the function its command calls), and tf2onnx into ONNX Runtime.
+CONSUMERS = """
+import json, os, sys
+import keras, numpy as np, onnxruntime, tensorflow as tf, tf2onnx.convert
+from tensorflow.python.tools import saved_model_cli
+largest = {}
+for folder in sys.argv[1:]:
+    os.chdir(folder)
+    x = np.load("expected.npz")["input"]
+    signature = tf.saved_model.load("new").signatures["serving_default"]
+    ((key, spec),) = signature.structured_input_signature[1].items()
+    ways = {"signature": signature(**{key: tf.constant(x)})}
+    ways["TFSMLayer"] = keras.layers.TFSMLayer("new", call_endpoint="serving_default")(x)
+    saved_model_cli.run_saved_model_with_feed_dict("new", "serve", "serving_default", {key: x}, "cli", True)
+    ways["saved_model_cli"] = {k[:-4]: np.load("cli/" + k) for k in os.listdir("cli")}
+    sys.argv = ["tf2onnx.convert", "--saved-model", "new", "--output", "new.onnx"]
+    tf2onnx.convert.main()
+    session = onnxruntime.InferenceSession("new.onnx")
+    assert [i.name for i in session.get_inputs()] == [key]
+    names = [o.name for o in session.get_outputs()]
+    ways["ONNX Runtime"] = dict(zip(names, session.run(None, {key: x})))
+    expected = np.load("expected.npz")
+    for way, outputs in ways.items():
+        assert sorted(outputs) == sorted(k for k in expected.files if k != "input"), way
+        largest[folder + " " + way] = max(
+            float(np.max(np.abs(np.asarray(outputs[k], np.float64) - expected[k]))) for k in outputs
+        )
+print(json.dumps(largest))
+"""
+
+
+def test_every_kind_of_iterator_export_upgrades_and_serves_everywhere(tmp_path, sar):
+    import old_exports  # Builds with this process's TensorFlow, as TF 1.x code.
+
+    save_programs(tmp_path, "upgrade_export.py")
+    folders = []
+    for kind in KINDS:
+        folder = tmp_path / kind
+        folder.mkdir()
+        old_exports.main(kind, str(folder))
+        old = snapshot(str(folder / "export"))
+        assert upgrade_in_process(tmp_path, f"{kind}/export", f"{kind}/new") == 0
+        assert snapshot(str(folder / "export")) == old
+        folders.append(str(folder))
+    consumed = run_python(tmp_path, "-c", CONSUMERS, *folders)
+    assert consumed.returncode == 0, consumed.stderr[-3000:]
+    largest = json.loads(consumed.stdout.splitlines()[-1])
+    assert len(largest) == 4 * len(KINDS)
+    assert max(largest.values()) <= 1e-6, largest
+
+
+def test_what_it_prints_for_each_kind_of_iterator(tmp_path, sar, capsys):
+    import old_exports
+
+    save_programs(tmp_path, "upgrade_export.py")
+    folder = tmp_path / "feedable"
+    folder.mkdir()
+    old_exports.main("feedable", str(folder))
+    capsys.readouterr()
+    assert upgrade_in_process(tmp_path, "feedable/export", "new") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == (
+        "  iterator IteratorFromStringHandleV2 (IteratorFromStringHandleV2), "
+        "a feedable iterator, chosen by the string fed to handle_ph"
+    )
+    assert lines[2] == "  kept:    IteratorGetNext:0 as input 'input': float32 (None, 6)"
+    assert lines[3].startswith("  dropped: IteratorGetNext:1: float32 (None,)")
+    assert lines[4] == "  dropped: signature inputs handle, which only feed the iterator"
+    assert lines[-2] == "batch size: any, as the old export"
+
+
+def write_export(tf, path, tags, lengths=None):
+    """A small export: a GRU over an iterator's batches, its sequence lengths a constant."""
+    with tf.Graph().as_default(), tf.Session() as sess:
+        tf.set_random_seed(1)
+        data_ph = tf.placeholder(tf.float32, [None, 10, 3], "data_ph")
+        dataset = tf.data.Dataset.from_tensor_slices(data_ph).batch(4)
+        iterator = tf.data.Iterator.from_structure(dataset.output_types, dataset.output_shapes)
+        iterator.make_initializer(dataset, name="dataset_init")
+        outputs, _ = tf.nn.dynamic_rnn(
+            tf.nn.rnn_cell.GRUCell(4), iterator.get_next(), lengths, dtype=tf.float32
+        )
+        sess.run(tf.global_variables_initializer())
+        signature = tf.saved_model.signature_def_utils.predict_signature_def(
+            {"data_ph": data_ph}, {"out": tf.reduce_mean(outputs, axis=1)}
+        )
+        builder = tf.saved_model.builder.SavedModelBuilder(str(path))
+        builder.add_meta_graph_and_variables(sess, tags, {"serving_default": signature})
+        builder.save()
+
+
+def test_a_batch_size_it_cannot_take_from_the_input_is_kept_and_said(tmp_path, sar, capsys):
+    save_programs(tmp_path, "upgrade_export.py")
+    write_export(sar.tf, tmp_path / "old", ["serve"], lengths=[10, 10, 9, 10])
+    assert upgrade_in_process(tmp_path, "old", "new") == 0
+    out = capsys.readouterr().out
+    assert "batch size: 4 only, as the old export: its graph holds 4 where this program" in out
+    assert "check: old and new fed the same sample batch of 4: largest difference 0" in out
+    # The new export takes batches of 4, as the old one, and nothing else.
+    tf = sar.tf
+    x = np.random.RandomState(0).randn(4, 10, 3)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        meta = tf.saved_model.loader.load(sess, ["serve"], str(tmp_path / "new"))
+        (inputs,) = meta.signature_def["serving_default"].inputs.values()
+        out = meta.signature_def["serving_default"].outputs["out"].name
+        assert sess.run(out, {inputs.name: x}).shape == (4, 4)
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            sess.run(out, {inputs.name: x[:3]})
+
+
+def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkeypatch):
+    save_programs(tmp_path, "upgrade_export.py")
+    tf = sar.tf
+    write_export(tf, tmp_path / "old", ["serve"])
+    write_export(tf, tmp_path / "trained", ["train"])
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "saved_model.pb").write_text("not a protocol buffer")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "taken").mkdir()
+    simple = str(full_run[0] / "simple")
+    before = snapshot(str(tmp_path)), snapshot(simple)
+    refusals = {
+        ("old",): "usage: python3 upgrade_export.py OLD_EXPORT NEW_EXPORT",
+        ("old", "taken"): "taken already exists: give the name of a folder to create",
+        ("old", "nowhere/new"): f"no folder {tmp_path / 'nowhere'} to write nowhere/new in",
+        ("old", "old/new"): "old/new is inside old, which this program never writes to",
+        ("missing", "new"): "missing: no such folder",
+        ("empty", "new"): "empty is not a SavedModel: it has no saved_model.pb",
+        ("notes", "new"): "notes is not a SavedModel: its saved_model.pb does not parse",
+        ("trained", "new"): "trained has no MetaGraph tagged serve (its tags: train)",
+        (simple, "new"): f"{simple}: its signature's outputs do not go through a tf.data "
+        "iterator once its inputs are fed, so it serves as it is: there is nothing to upgrade",
+    }
+    for args, message in refusals.items():
+        assert upgrade_in_process(tmp_path, *args) == "upgrade_export.py: " + message
+    assert (snapshot(str(tmp_path)), snapshot(simple)) == before
+
+    # A new export that would compute other outputs is not written: here the
+    # new export's outputs are made 1e-5 off as they are read back.
+    program = runpy.run_path(str(tmp_path / "upgrade_export.py"), run_name="upgrade_export")
+    names = program["upgrade"].__globals__
+    real = names["run_export"]
+
+    def off(path, feeds):
+        outputs = real(path, feeds)
+        return {k: v + 1e-5 for k, v in outputs.items()} if ".upgrade_export-" in path else outputs
+
+    monkeypatch.setitem(names, "run_export", off)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(names["Refusal"], match="^the new export would compute other outputs"):
+        names["main"](["old", "new"])
+    assert snapshot(str(tmp_path)) == before[0]
