@@ -5,12 +5,20 @@ import os
 import re
 import runpy
 import shlex
+import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import assert_same_output, code_blocks, parse_array, script_stderr
+from conftest import (
+    STARTED,
+    assert_same_output,
+    code_blocks,
+    parse_array,
+    read_until,
+    script_stderr,
+)
 from test_leaving_tf1 import run_in_turn, run_python, save_programs
 from test_safety import snapshot
 
@@ -284,3 +292,31 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
     with pytest.raises(names["Refusal"], match="^the new export would compute other outputs"):
         names["main"](["old", "new"])
     assert snapshot(str(tmp_path)) == before[0]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_it_says_so_in_one_line_and_leaves_no_half_export(tmp_path, sar, signum):
+    import old_exports
+
+    save_programs(tmp_path, "upgrade_export.py")
+    old_exports.main("oneshot", str(tmp_path))
+    process = subprocess.Popen(
+        [sys.executable, "upgrade_export.py", "export", "new"],
+        cwd=str(tmp_path),
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    STARTED.append(process)
+    # Whatever the moment after its first line, the same promises hold.
+    assert read_until(process, "export reads its input").startswith("export reads its input")
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 1
+    written = (tmp_path / "new").is_dir()
+    said = "; it was written" if written else ": nothing written"
+    assert script_stderr(stderr) == [f"upgrade_export.py: interrupted before the end{said}"]
+    assert sorted(os.listdir(str(tmp_path))) == sorted(
+        ["upgrade_export.py", "export", "expected.npz"] + (["new"] if written else [])
+    )
