@@ -19,7 +19,7 @@ from conftest import (
     read_until,
     script_stderr,
 )
-from test_leaving_tf1 import run_in_turn, run_python, save_programs
+from test_leaving_tf1 import keras3_env, run_in_turn, run_python, save_programs
 from test_safety import snapshot
 
 PROGRAMS = (
@@ -74,11 +74,26 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar):
     old = snapshot(str(tmp_path / "old_export"))
 
     command = "python3 upgrade_export.py old_export new_export"
-    upgraded = run_python(tmp_path, *shlex.split(command)[1:])
+    env = keras3_env()
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # As in a user's shell (the script here set it).
+    upgraded = subprocess.run(
+        [sys.executable, *shlex.split(command)[1:]],
+        cwd=str(tmp_path),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert upgraded.returncode == 0, upgraded.stderr[-3000:]
     assert script_stderr(upgraded.stderr) == []  # No warning, no log but TF's start-up notes.
     assert_same_output(transcript("Running it", command), upgraded.stdout)
     assert "any batch size" in upgraded.stdout
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    with open(str(tmp_path / "new_export" / "saved_model.pb"), "rb") as file:
+        (meta,) = saved_model_pb2.SavedModel.FromString(file.read()).meta_graphs
+    logits = meta.signature_def["serving_default"].outputs["logits"].tensor_shape
+    assert [dim.size for dim in logits.dim] == [-1, 5]  # Not the old (32, 5).
     # The old export untouched; nothing else written (no staging folder left).
     assert snapshot(str(tmp_path / "old_export")) == old
     assert {"old_export", "new_export"} <= set(os.listdir(str(tmp_path)))
@@ -186,6 +201,8 @@ def test_every_kind_of_iterator_export_upgrades_and_serves_everywhere(tmp_path, 
         folders.append(str(folder))
     consumed = run_python(tmp_path, "-c", CONSUMERS, *folders)
     assert consumed.returncode == 0, consumed.stderr[-3000:]
+    # Resource variables only: TF2 loads them without a warning per variable.
+    assert "reference variable" not in consumed.stderr
     largest = json.loads(consumed.stdout.splitlines()[-1])
     assert len(largest) == 4 * len(KINDS)
     assert max(largest.values()) <= 1e-6, largest
@@ -211,12 +228,12 @@ def test_what_it_prints_for_each_kind_of_iterator(tmp_path, sar, capsys):
     assert lines[-2] == "batch size: any, as the old export"
 
 
-def write_export(tf, path, tags, lengths=None):
+def write_export(tf, path, tags, lengths=None, batch=4):
     """A small export: a GRU over an iterator's batches, its sequence lengths a constant."""
     with tf.Graph().as_default(), tf.Session() as sess:
         tf.set_random_seed(1)
         data_ph = tf.placeholder(tf.float32, [None, 10, 3], "data_ph")
-        dataset = tf.data.Dataset.from_tensor_slices(data_ph).batch(4)
+        dataset = tf.data.Dataset.from_tensor_slices(data_ph).batch(batch)
         iterator = tf.data.Iterator.from_structure(dataset.output_types, dataset.output_shapes)
         iterator.make_initializer(dataset, name="dataset_init")
         outputs, _ = tf.nn.dynamic_rnn(
@@ -250,6 +267,26 @@ def test_a_batch_size_it_cannot_take_from_the_input_is_kept_and_said(tmp_path, s
             sess.run(out, {inputs.name: x[:3]})
 
 
+def test_a_batch_size_baked_in_is_found_even_the_one_it_tries_first(tmp_path, sar, capsys):
+    # Batches of 3 only: the size the program tries first, which runs.
+    save_programs(tmp_path, "upgrade_export.py")
+    write_export(sar.tf, tmp_path / "old", ["serve"], lengths=[10] * 3, batch=3)
+    assert upgrade_in_process(tmp_path, "old", "new") == 0
+    out = capsys.readouterr().out
+    assert "batch size: the old export runs batches of 3 only" in out
+    assert out.splitlines()[-2].endswith("any batch size (checked with 6 and 1)")
+    tf = sar.tf
+    x = np.random.RandomState(0).randn(7, 10, 3)
+    with tf.Graph().as_default(), tf.Session() as sess:
+        meta = tf.saved_model.loader.load(sess, ["serve"], str(tmp_path / "new"))
+        (inputs,) = meta.signature_def["serving_default"].inputs.values()
+        out = meta.signature_def["serving_default"].outputs["out"].name
+        rows = sess.run(out, {inputs.name: x[:3]})
+        for size in (1, 2, 7):
+            got = sess.run(out, {inputs.name: x[:size]})
+            np.testing.assert_allclose(got[:3], rows[:size], atol=1e-6)
+
+
 def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkeypatch):
     save_programs(tmp_path, "upgrade_export.py")
     tf = sar.tf
@@ -266,6 +303,8 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
         ("old", "taken"): "taken already exists: give the name of a folder to create",
         ("old", "nowhere/new"): f"no folder {tmp_path / 'nowhere'} to write nowhere/new in",
         ("old", "old/new"): "old/new is inside old, which this program never writes to",
+        ("old", "old/..new"): "old/..new is inside old, which this program never writes to",
+        ("old", ""): "usage: python3 upgrade_export.py OLD_EXPORT NEW_EXPORT",
         ("missing", "new"): "missing: no such folder",
         ("empty", "new"): "empty is not a SavedModel: it has no saved_model.pb",
         ("notes", "new"): "notes is not a SavedModel: its saved_model.pb does not parse",
