@@ -46,6 +46,26 @@ def arrays(stdout):
     return [np.array([parse_array(row) for row in text.split("]\n")]) for text in found]
 
 
+def serving(path):
+    """The serve MetaGraphDef of the SavedModel at path, read as a file."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    with open(os.path.join(str(path), "saved_model.pb"), "rb") as file:
+        saved = saved_model_pb2.SavedModel.FromString(file.read())
+    (meta,) = [m for m in saved.meta_graphs if "serve" in m.meta_info_def.tags]
+    return meta
+
+
+def assert_cut_free(old, new):
+    """NEW has no iterator or dataset op, and OLD's output keys."""
+    meta = serving(new)
+    ops = {node.op for node in meta.graph_def.node}
+    assert not [op for op in ops if "Iterator" in op or "Dataset" in op], ops
+    outputs = meta.signature_def["serving_default"].outputs
+    assert sorted(outputs) == sorted(serving(old).signature_def["serving_default"].outputs)
+    return meta
+
+
 def upgrade_in_process(folder, *args):
     """Runs the page's upgrade_export.py in this process, as `python3 upgrade_export.py ARGS`."""
     argv = sys.argv
@@ -88,10 +108,9 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar):
     assert script_stderr(upgraded.stderr) == []  # No warning, no log but TF's start-up notes.
     assert_same_output(transcript("Running it", command), upgraded.stdout)
     assert "any batch size" in upgraded.stdout
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    with open(str(tmp_path / "new_export" / "saved_model.pb"), "rb") as file:
-        (meta,) = saved_model_pb2.SavedModel.FromString(file.read()).meta_graphs
+    meta = assert_cut_free(tmp_path / "old_export", tmp_path / "new_export")
+    # One input, all a TF Serving request sends; logits of any batch size.
+    assert list(meta.signature_def["serving_default"].inputs) == ["features_data_ph"]
     logits = meta.signature_def["serving_default"].outputs["logits"].tensor_shape
     assert [dim.size for dim in logits.dim] == [-1, 5]  # Not the old (32, 5).
     # The old export untouched; nothing else written (no staging folder left).
@@ -198,6 +217,7 @@ def test_every_kind_of_iterator_export_upgrades_and_serves_everywhere(tmp_path, 
         old = snapshot(str(folder / "export"))
         assert upgrade_in_process(tmp_path, f"{kind}/export", f"{kind}/new") == 0
         assert snapshot(str(folder / "export")) == old
+        assert_cut_free(folder / "export", folder / "new")
         folders.append(str(folder))
     consumed = run_python(tmp_path, "-c", CONSUMERS, *folders)
     assert consumed.returncode == 0, consumed.stderr[-3000:]
