@@ -177,8 +177,8 @@ def test_the_readme_lands_and_the_pages_go_deep():
     for path in pages:
         text = read(path)
         # Two pages carry long programs, each printed whole: Leaving TF1 seven,
-        # and the upgrade one of 550 lines.
-        longest = {"leaving-tf1.md": 700, "upgrading.md": 900}.get(os.path.basename(path), 450)
+        # and the upgrade one of 600 lines.
+        longest = {"leaving-tf1.md": 700, "upgrading.md": 1000}.get(os.path.basename(path), 450)
         assert len(text.splitlines()) <= longest, path
         # Each page stands on its own: a title, and a way back to the README.
         assert text.startswith("# ") and "](../README.md)" in text, path

@@ -275,7 +275,9 @@ def test_a_batch_size_it_cannot_take_from_the_input_is_kept_and_said(tmp_path, s
     out = capsys.readouterr().out
     assert "batch size: 4 only, as the old export: its graph holds 4 where this program" in out
     assert "check: old and new fed the same sample batch of 4: largest difference 0" in out
-    # The new export takes batches of 4, as the old one, and nothing else.
+    # The new export takes batches of 4, as the old one, says so, and takes nothing else.
+    (inputs,) = serving(tmp_path / "new").signature_def["serving_default"].inputs.values()
+    assert [dim.size for dim in inputs.tensor_shape.dim] == [4, 10, 3]
     tf = sar.tf
     x = np.random.RandomState(0).randn(4, 10, 3)
     with tf.Graph().as_default(), tf.Session() as sess:
@@ -283,28 +285,29 @@ def test_a_batch_size_it_cannot_take_from_the_input_is_kept_and_said(tmp_path, s
         (inputs,) = meta.signature_def["serving_default"].inputs.values()
         out = meta.signature_def["serving_default"].outputs["out"].name
         assert sess.run(out, {inputs.name: x}).shape == (4, 4)
-        with pytest.raises(tf.errors.InvalidArgumentError):
+        with pytest.raises(ValueError, match="Cannot feed value of shape"):
             sess.run(out, {inputs.name: x[:3]})
 
 
-def test_a_batch_size_baked_in_is_found_even_the_one_it_tries_first(tmp_path, sar, capsys):
-    # Batches of 3 only: the size the program tries first, which runs.
+# Batches of 3 only, the size it tries first, which runs; of 4, the GRU's units too.
+@pytest.mark.parametrize("batch", [3, 4])
+def test_a_batch_size_baked_in_is_taken_from_the_input(tmp_path, sar, capsys, batch):
     save_programs(tmp_path, "upgrade_export.py")
-    write_export(sar.tf, tmp_path / "old", ["serve"], lengths=[10] * 3, batch=3)
+    write_export(sar.tf, tmp_path / "old", ["serve"], lengths=[10] * batch, batch=batch)
     assert upgrade_in_process(tmp_path, "old", "new") == 0
     out = capsys.readouterr().out
-    assert "batch size: the old export runs batches of 3 only" in out
-    assert out.splitlines()[-2].endswith("any batch size (checked with 6 and 1)")
+    assert f"batch size: the old export runs batches of {batch} only" in out
+    assert out.splitlines()[-2].endswith(f"any batch size (checked with {batch + 3} and 1)")
     tf = sar.tf
     x = np.random.RandomState(0).randn(7, 10, 3)
     with tf.Graph().as_default(), tf.Session() as sess:
         meta = tf.saved_model.loader.load(sess, ["serve"], str(tmp_path / "new"))
         (inputs,) = meta.signature_def["serving_default"].inputs.values()
         out = meta.signature_def["serving_default"].outputs["out"].name
-        rows = sess.run(out, {inputs.name: x[:3]})
+        rows = sess.run(out, {inputs.name: x[:batch]})
         for size in (1, 2, 7):
             got = sess.run(out, {inputs.name: x[:size]})
-            np.testing.assert_allclose(got[:3], rows[:size], atol=1e-6)
+            np.testing.assert_allclose(got[:batch], rows[:size], atol=1e-6)
 
 
 def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkeypatch):
