@@ -518,10 +518,11 @@ def test_a_position_this_tensorflow_cannot_restore_under_its_own_key_is_one_line
     before = snapshot(str(tmp_path))
     result = run_main(tmp_path, "--checkpoint-dir", "ckpt")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    # TensorFlow logs the failed restore itself (two warnings and the node); then the script's line.
+    # TensorFlow logs the failed restore itself (a warning, and another with the
+    # node, unless this process logged one like it lately); then the script's line.
     *logged, line = script_stderr(result.stderr)
-    assert len(logged) == 3 and "Failed to restore dataset iterator" in logged[0], logged
-    assert logged[2].strip() == "[[{{node save/DeserializeIterator}}]]", logged
+    assert "Failed to restore dataset iterator" in logged[0], logged
+    assert all(re.match(r"W\d{4} |\s*\[\[\{\{node ", text) for text in logged), logged
     assert line.startswith("error: cannot resume from ckpt/model.ckpt-3: TensorFlow "), line
     assert " cannot restore its iterator position (Failed to restore dataset iterator" in line
     assert "saved by another TensorFlow version: resume with the TensorFlow version that " in line

@@ -1,6 +1,8 @@
 """docs/upgrading.md: an export fed by an iterator, cut into one that serves."""
 
+import contextlib
 import json
+import logging
 import os
 import re
 import runpy
@@ -66,6 +68,20 @@ def assert_cut_free(old, new):
     return meta
 
 
+@contextlib.contextmanager
+def as_before():
+    """Leaves this process as it was after the program ran in it: its logger and signals."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
 def upgrade_in_process(folder, *args):
     """Runs the page's upgrade_export.py in this process, as `python3 upgrade_export.py ARGS`."""
     argv = sys.argv
@@ -73,7 +89,8 @@ def upgrade_in_process(folder, *args):
     cwd = os.getcwd()
     os.chdir(str(folder))
     try:
-        runpy.run_path("upgrade_export.py", run_name="__main__")
+        with as_before():
+            runpy.run_path("upgrade_export.py", run_name="__main__")
         return 0
     except SystemExit as exit:
         return exit.code
@@ -341,7 +358,8 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
 
     # A new export that would compute other outputs is not written: here the
     # new export's outputs are made 1e-5 off as they are read back.
-    program = runpy.run_path(str(tmp_path / "upgrade_export.py"), run_name="upgrade_export")
+    with as_before():
+        program = runpy.run_path(str(tmp_path / "upgrade_export.py"), run_name="upgrade_export")
     names = program["upgrade"].__globals__
     real = names["run_export"]
 
