@@ -308,6 +308,27 @@ def test_a_batch_size_it_cannot_take_from_the_input_is_kept_and_said(tmp_path, s
             sess.run(out, {inputs.name: x[:3]})
 
 
+def test_token_ids_through_a_reference_embedding_upgrade(tmp_path, sar, capsys):
+    # TF1's default variables, read by embedding_lookup, which colocates
+    # with its variable: rebuilt as a resource variable, it must not dangle.
+    tf = sar.tf
+    save_programs(tmp_path, "upgrade_export.py")
+    with tf.Graph().as_default(), tf.Session() as sess:
+        ids_ph = tf.placeholder(tf.int32, [None, 7], "ids_ph")
+        dataset = tf.data.Dataset.from_tensor_slices(ids_ph).shuffle(10).batch(4)
+        ids = dataset.make_initializable_iterator().get_next()
+        with tf.variable_scope("tokens", use_resource=False):
+            embedding = tf.get_variable("embedding", [100, 16])
+        logits = tf.layers.dense(tf.reduce_mean(tf.nn.embedding_lookup(embedding, ids), 1), 3)
+        sess.run(tf.global_variables_initializer())
+        tf.saved_model.simple_save(sess, str(tmp_path / "old"), {"ids": ids_ph}, {"y": logits})
+    assert upgrade_in_process(tmp_path, "old", "new") == 0
+    out = capsys.readouterr().out
+    assert "  variables: 3 of 3, the model's; 3 reference ones made resource" in out
+    assert "largest difference 0\n" in out
+    assert_cut_free(tmp_path / "old", tmp_path / "new")
+
+
 # Batches of 3 only, the size it tries first, which runs; of 4, the GRU's units too.
 @pytest.mark.parametrize("batch", [3, 4])
 def test_a_batch_size_baked_in_is_taken_from_the_input(tmp_path, sar, capsys, batch):
@@ -391,14 +412,20 @@ def test_interrupted_it_says_so_in_one_line_and_leaves_no_half_export(tmp_path, 
         text=True,
     )
     STARTED.append(process)
-    # Whatever the moment after its first line, the same promises hold.
+    # Whatever the moment after its first line, the same promises hold: the
+    # one line and nothing written, or a run that ended complete.
     assert read_until(process, "export reads its input").startswith("export reads its input")
     process.send_signal(signum)
-    _, stderr = process.communicate(timeout=600)
-    assert process.returncode == 1
+    stdout, stderr = process.communicate(timeout=600)
     written = (tmp_path / "new").is_dir()
-    said = "; it was written" if written else ": nothing written"
-    assert script_stderr(stderr) == [f"upgrade_export.py: interrupted before the end{said}"]
+    if written:
+        assert process.returncode == 0 and script_stderr(stderr) == []
+        assert stdout.splitlines()[-1].startswith("wrote new: ")
+        assert_cut_free(tmp_path / "export", tmp_path / "new")
+    else:
+        assert process.returncode == 1
+        line = "upgrade_export.py: interrupted before the end: nothing written"
+        assert script_stderr(stderr) == [line]
     assert sorted(os.listdir(str(tmp_path))) == sorted(
         ["upgrade_export.py", "export", "expected.npz"] + (["new"] if written else [])
     )
