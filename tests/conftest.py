@@ -146,10 +146,10 @@ def script_stderr(stderr):
     return [line for line in stderr.splitlines() if line and not TF_NOTICES.match(line)]
 
 
-def start_script(cwd, *args, stderr=subprocess.PIPE):
-    """Starts `python save_and_restore.py ARGS` in cwd; its stdout comes line by line."""
+def start_python(cwd, *args, stderr=subprocess.PIPE):
+    """Starts `python ARGS` in cwd; its stdout comes line by line. Killed after the test."""
     process = subprocess.Popen(
-        [sys.executable, SCRIPT] + list(args),
+        [sys.executable] + list(args),
         cwd=str(cwd),
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
         stdout=subprocess.PIPE,
@@ -158,6 +158,11 @@ def start_script(cwd, *args, stderr=subprocess.PIPE):
     )
     STARTED.append(process)
     return process
+
+
+def start_script(cwd, *args, stderr=subprocess.PIPE):
+    """Starts `python save_and_restore.py ARGS` in cwd; its stdout comes line by line."""
+    return start_python(cwd, SCRIPT, *args, stderr=stderr)
 
 
 # Runs the script's main() made to wait at one moment until a signal ends it, so
@@ -250,15 +255,7 @@ def no_process_left():
 
 def start_paused(cwd, moment, count, *args):
     """Starts the script's main(ARGS) in cwd; returns (process, its stdout) once it waits at moment."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", PAUSED_RUN, ROOT, moment, str(count)] + list(args),
-        cwd=str(cwd),
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    STARTED.append(process)
+    process = start_python(cwd, "-c", PAUSED_RUN, ROOT, moment, str(count), *args)
     printed = read_until(process, "PAUSED")
     assert printed.endswith("PAUSED\n"), printed
     return process, printed[: -len("PAUSED\n")]

@@ -14,12 +14,12 @@ import sys
 import numpy as np
 import pytest
 from conftest import (
-    STARTED,
     assert_same_output,
     code_blocks,
     parse_array,
     read_until,
     script_stderr,
+    start_python,
 )
 from test_leaving_tf1 import keras3_env, run_in_turn, run_python, save_programs
 from test_safety import snapshot
@@ -80,6 +80,16 @@ def as_before():
         logger.setLevel(level)
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def loaded(tf, path, output):
+    """The export at path, loaded in a TF1 session: a function of its one input."""
+    with tf.Graph().as_default(), tf.Session() as sess:
+        signature = tf.saved_model.loader.load(sess, ["serve"], str(path)).signature_def
+        (inputs,) = signature["serving_default"].inputs.values()
+        fetch = signature["serving_default"].outputs[output].name
+        yield lambda value: sess.run(fetch, {inputs.name: value})
 
 
 def upgrade_in_process(folder, *args):
@@ -182,13 +192,9 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
         feeds = {"features_data_ph:0": features, "labels_data_ph:0": labels, "batch_size_ph:0": 32}
         sess.run(graph.get_operation_by_name("dataset_init"), feeds)
         expected = np.concatenate([sess.run("dense/BiasAdd:0") for _ in range(2)])
-    with tf.Graph().as_default(), tf.Session() as sess:
-        meta = tf.saved_model.loader.load(sess, ["serve"], str(tmp_path / "new_export"))
-        (inputs,) = meta.signature_def["serving_default"].inputs.values()
-        logits = meta.signature_def["serving_default"].outputs["logits"].name
+    with loaded(tf, tmp_path / "new_export", "logits") as run:
         for size in (1, 5, 32, 64):
-            got = sess.run(logits, {inputs.name: features[:size]})
-            np.testing.assert_allclose(got, expected[:size], atol=1e-6)
+            np.testing.assert_allclose(run(features[:size]), expected[:size], atol=1e-6)
 
 
 # The consumers of every kind's new export, in one Keras 3 process: the TF2
@@ -297,15 +303,11 @@ def test_a_batch_size_it_cannot_take_from_the_input_is_kept_and_said(tmp_path, s
     # The new export takes batches of 4, as the old one, says so, and takes nothing else.
     (inputs,) = serving(tmp_path / "new").signature_def["serving_default"].inputs.values()
     assert [dim.size for dim in inputs.tensor_shape.dim] == [4, 10, 3]
-    tf = sar.tf
     x = np.random.RandomState(0).randn(4, 10, 3)
-    with tf.Graph().as_default(), tf.Session() as sess:
-        meta = tf.saved_model.loader.load(sess, ["serve"], str(tmp_path / "new"))
-        (inputs,) = meta.signature_def["serving_default"].inputs.values()
-        out = meta.signature_def["serving_default"].outputs["out"].name
-        assert sess.run(out, {inputs.name: x}).shape == (4, 4)
+    with loaded(sar.tf, tmp_path / "new", "out") as run:
+        assert run(x).shape == (4, 4)
         with pytest.raises(ValueError, match="Cannot feed value of shape"):
-            sess.run(out, {inputs.name: x[:3]})
+            run(x[:3])
 
 
 def test_token_ids_through_a_reference_embedding_upgrade(tmp_path, sar, capsys):
@@ -338,16 +340,11 @@ def test_a_batch_size_baked_in_is_taken_from_the_input(tmp_path, sar, capsys, ba
     out = capsys.readouterr().out
     assert f"batch size: the old export runs batches of {batch} only" in out
     assert out.splitlines()[-2].endswith(f"any batch size (checked with {batch + 3} and 1)")
-    tf = sar.tf
     x = np.random.RandomState(0).randn(7, 10, 3)
-    with tf.Graph().as_default(), tf.Session() as sess:
-        meta = tf.saved_model.loader.load(sess, ["serve"], str(tmp_path / "new"))
-        (inputs,) = meta.signature_def["serving_default"].inputs.values()
-        out = meta.signature_def["serving_default"].outputs["out"].name
-        rows = sess.run(out, {inputs.name: x[:batch]})
+    with loaded(sar.tf, tmp_path / "new", "out") as run:
+        rows = run(x[:batch])
         for size in (1, 2, 7):
-            got = sess.run(out, {inputs.name: x[:size]})
-            np.testing.assert_allclose(got[:batch], rows[:size], atol=1e-6)
+            np.testing.assert_allclose(run(x[:size])[:batch], rows[:size], atol=1e-6)
 
 
 def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkeypatch):
@@ -403,15 +400,7 @@ def test_interrupted_it_says_so_in_one_line_and_leaves_no_half_export(tmp_path, 
 
     save_programs(tmp_path, "upgrade_export.py")
     old_exports.main("oneshot", str(tmp_path))
-    process = subprocess.Popen(
-        [sys.executable, "upgrade_export.py", "export", "new"],
-        cwd=str(tmp_path),
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    STARTED.append(process)
+    process = start_python(tmp_path, "upgrade_export.py", "export", "new")
     # Whatever the moment after its first line, the same promises hold: the
     # one line and nothing written, or a run that ended complete.
     assert read_until(process, "export reads its input").startswith("export reads its input")
