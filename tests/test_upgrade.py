@@ -362,6 +362,8 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "saved_model.pb").write_text("not a protocol buffer")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "blank").mkdir()
+    (tmp_path / "blank" / "saved_model.pb").write_bytes(b"")
     (tmp_path / "taken").mkdir()
     simple = str(full_run[0] / "simple")
     before = snapshot(str(tmp_path)), snapshot(simple)
@@ -373,6 +375,8 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
         ("old", "old/..new"): "old/..new is inside old, which this program never writes to",
         ("old", ""): "usage: python3 upgrade_export.py OLD_EXPORT NEW_EXPORT",
         ("missing", "new"): "missing: no such folder",
+        ("upgrade_export.py", "new"): "upgrade_export.py is not a folder",
+        ("blank", "new"): "blank is not a SavedModel: its saved_model.pb holds no MetaGraph",
         ("empty", "new"): "empty is not a SavedModel: it has no saved_model.pb",
         ("notes", "new"): "notes is not a SavedModel: its saved_model.pb does not parse",
         ("trained", "new"): "trained has no MetaGraph tagged serve (its tags: train)",
