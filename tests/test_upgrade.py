@@ -21,6 +21,7 @@ from conftest import (
     script_stderr,
     start_python,
 )
+from test_beyond import saved_model_cli
 from test_leaving_tf1 import keras3_env, run_in_turn, run_python, save_programs
 from test_safety import snapshot
 
@@ -180,9 +181,7 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
         [sys.executable, *shlex.split(commands[0])[1:]], cwd=str(tmp_path), check=False
     )
     assert made_x.returncode == 0
-    served = subprocess.run(
-        shlex.split(commands[1]), cwd=str(tmp_path), capture_output=True, text=True, check=False
-    )
+    served = saved_model_cli(*shlex.split(commands[1])[1:], cwd=str(tmp_path))
     assert served.returncode == 0, served.stderr[-3000:]
     assert_same_output(block.split(commands[1] + "\n", 1)[1], served.stdout)
     np.testing.assert_allclose(arrays(served.stdout)[0], through_iterator, atol=1e-6)
