@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "save_and_restore.py")
 README = os.path.join(ROOT, "README.md")
 DOCS = os.path.join(ROOT, "docs")
+EXAMPLES = os.path.join(ROOT, "examples")
 
 sys.path.insert(0, ROOT)
 
@@ -76,24 +77,34 @@ def code_blocks(heading, language):
     )
 
 
-# How the docs name a complete program: "Save as `name.py`", in the text before it.
-PROGRAM_NAME = re.compile(r"[Ss]ave\s+(?:it\s+|this\s+program\s+)?as\s+`(\w+\.py)`")
+# How a page names the file of examples/ that a python block shows: a link to
+# it, the last one in the text before the block.
+EXAMPLE_LINK = re.compile(r"\]\((?:\.\./)?examples/(\w+\.py)\)")
 
 
-def doc_programs():
-    """Every complete program in the README and docs/: [(page, the name to save it as, code)].
+def example(name):
+    """The path of a program of examples/, as a user runs it: python3 <that path>."""
+    path = os.path.join(EXAMPLES, name)
+    assert os.path.isfile(path), path
+    return path
 
-    A python block is a complete program when it starts with its imports or a
-    docstring; the others are fragments. The name is None when the page gives none.
+
+def page_programs():
+    """Every python block of the README and docs/ that shows a file of examples/.
+
+    Returns [(page, file name or None, code, whole)]: whole when the block is a
+    complete program (it starts with its imports or a docstring), which must be
+    the file itself; otherwise it is an excerpt, which must be in the file.
     """
     programs = []
     for path in doc_files():
         text, start = read(path), 0
         for block in re.finditer(r"^```python\n(.*?)^```", text, re.DOTALL | re.MULTILINE):
             code = block.group(1)
-            if code.startswith(("import ", "from ", '"""')):
-                names = PROGRAM_NAME.findall(text[start : block.start()])
-                programs.append((path, names[-1] if names else None, code))
+            names = EXAMPLE_LINK.findall(text[start : block.start()])
+            whole = code.startswith(("import ", "from ", '"""'))
+            if names or whole:
+                programs.append((path, names[-1] if names else None, code, whole))
             start = block.end()
     return programs
 

@@ -15,7 +15,9 @@ from conftest import (
     assert_same_output,
     code_blocks,
     doc_section,
+    example,
     parse_array,
+    read,
     run_script,
     script_stderr,
 )
@@ -215,9 +217,8 @@ def test_signature_keeps_the_original_keys_and_adds_features(full_run, sar):
 
 def test_readme_restore_program_prints_the_final_inference(full_run):
     folder, full = full_run
-    (program,) = code_blocks("Restoring in another program", "python")
     result = subprocess.run(
-        [sys.executable, "-c", program],
+        [sys.executable, example("restore_simple.py")],
         cwd=str(folder),
         capture_output=True,
         text=True,
@@ -268,7 +269,7 @@ for call in (lambda layer: layer(features), lambda layer: layer({"features": fea
 """
 
 # Runs each program in a namespace of its own, so that one that leans on
-# another's names fails with a NameError: each must run alone, as printed.
+# another's names fails with a NameError: each must run alone, as its file does.
 RUN_EACH = """
 import sys
 for program in sys.argv[1:]:
@@ -279,7 +280,7 @@ for program in sys.argv[1:]:
 
 def test_tf2_programs_give_the_iterator_paths_logits(full_run, sar):
     folder, _ = full_run
-    tf2, keras_layer = code_blocks("Using the export from TF2 code", "python")
+    tf2, keras_layer = read(example("tf2_predict.py")), read(example("keras_layer.py"))
     env = dict(os.environ)
     env.pop("TF_USE_LEGACY_KERAS", None)  # TF2 code, with Keras 3.
     result = subprocess.run(

@@ -1,4 +1,4 @@
-"""docs/leaving-tf1.md: its programs, run exactly as printed, into Keras 3, ONNX Runtime, LiteRT."""
+"""docs/leaving-tf1.md: its programs, run from examples/, into Keras 3, ONNX Runtime, LiteRT."""
 
 import os
 import re
@@ -15,7 +15,7 @@ from conftest import (
     after,
     assert_same_output,
     code_blocks,
-    doc_programs,
+    example,
     parse_array,
     read,
     read_until,
@@ -39,10 +39,9 @@ def keras3_env():
 
 
 def save_programs(folder, *names):
-    """Saves the docs' programs of these names in folder, each under its name."""
-    programs = {name: code for _, name, code in doc_programs()}
+    """Copies these programs of examples/ into folder: for variants of them, and their imports."""
     for name in names:
-        (folder / name).write_text(programs[name])
+        shutil.copy(example(name), str(folder / name))
 
 
 def run_python(folder, *args, timeout=600):
@@ -58,24 +57,26 @@ def run_python(folder, *args, timeout=600):
     )
 
 
-# Runs saved programs one after another in one process (one TensorFlow import
-# for all), each in its folder, as `python3 NAME` there would: arguments are
-# pairs of folder and program file. Prints each one's output, then its exit.
+# Runs programs one after another in one process (one TensorFlow import for
+# all), each in its folder, as `python3 PROGRAM` there would: arguments are
+# pairs of folder and program file (a file of examples/, or one in the folder).
+# Prints each one's output, then its exit.
 RUN_IN_TURN = """
 import os, runpy, sys, traceback
 for folder, name in zip(sys.argv[1::2], sys.argv[2::2]):
     os.chdir(folder)
-    sys.path.insert(0, folder)
+    path = os.path.join(folder, name)
+    sys.path.insert(0, os.path.dirname(path))  # As Python does for the program it runs.
     sys.modules.pop("to_keras3", None)
     sys.modules.pop("tf1_cells", None)
     try:
-        runpy.run_path(name, run_name="__main__")
+        runpy.run_path(path, run_name="__main__")
         status = 0
     except SystemExit as exit:
         status = exit.code
     except Exception as error:
         status = type(error).__name__ + ": " + str(error).splitlines()[0]
-    sys.path.remove(folder)
+    sys.path.remove(os.path.dirname(path))
     print("==== exit: {}".format(status), flush=True)
 """
 
@@ -99,46 +100,9 @@ def replaced(text, old, new):
     return text.replace(old, new)
 
 
-def test_every_docs_program_run_where_its_input_is_missing_says_what_to_run(tmp_path):
-    # Saved as the pages say, in a folder without simple/, ckpt/ or their products.
-    # All but those that read nothing the tutorial or another program wrote.
-    producers = ("tf1_cells.py", "make_tf1_lstm.py", "own_model.py", "make_2018_export.py")
-    producers += ("upgrade_export.py",)  # It reads its arguments: tests of its own.
-    programs = [program for program in doc_programs() if program[1] not in producers]
-    save_programs(tmp_path, "tf1_cells.py")
-    for _, name, code in programs:
-        (tmp_path / name).write_text(code)
-    # And to_keras3.py saved alone, without the tf1_cells.py it imports.
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    save_programs(alone, "to_keras3.py")
-    runs = [(tmp_path, name) for _, name, _ in programs] + [(alone, "to_keras3.py")]
-    *results, (_, without) = run_in_turn(runs)
-    assert (
-        without
-        == "No tf1_cells.py here: save it from docs/leaving-tf1.md beside this program first."
-    )
-    for (_, name, _), (stdout, status) in zip(programs, results):
-        # One line, naming what is missing and the command that makes it.
-        assert status.startswith("No ") and "\n" not in status, (name, status)
-        assert "here: run python3 " in status or "in ckpt/: run python3 " in status, status
-        assert stdout == "", (name, stdout)
-    # Nothing written (but Python's cache of the imported to_keras3.py).
-    names = [name for _, name, _ in programs]
-    assert set(os.listdir(str(tmp_path))) - {"__pycache__"} == set(names) | {
-        "tf1_cells.py",
-        "alone",
-    }
-    # As a user sees it: that line alone on stderr, and exit status 1.
-    result = run_python(tmp_path, "run_onnx.py")
-    assert result.returncode == 1
-    assert script_stderr(result.stderr) == [results[names.index("run_onnx.py")][1]]
-
-
 def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path):
     folder, _ = full_run
     shutil.copytree(str(folder / "simple"), str(tmp_path / "simple"))
-    save_programs(tmp_path, "tf1_cells.py", "to_keras3.py", "run_litert.py")
     features = np.random.RandomState(1).randn(3, 10, 30).astype(np.float32)
     np.save(str(tmp_path / "x.npy"), features)
     # The Keras 3 export as a layer, which the TF1 export refuses.
@@ -155,12 +119,13 @@ def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path
     expected = np.load(str(folder / EXPECTED))
     expected[40, 2] += 2e-6
     np.save(str(off / EXPECTED), expected)
-    program = (tmp_path / "to_keras3.py").read_text()
+    program = read(example("to_keras3.py"))
     (off / "to_keras3.py").write_text(program)
     wrong = replaced(program, "reset_after=False", "reset_after=True")
     (reset_after / "to_keras3.py").write_text(wrong)
-    runs = [(tmp_path, name) for name in ("to_keras3.py", "layer.py", "run_litert.py")]
-    runs += [(off, "to_keras3.py"), (reset_after, "to_keras3.py")]
+    runs = [(tmp_path, example("to_keras3.py")), (tmp_path, "layer.py")]
+    runs += [(tmp_path, example("run_litert.py")), (off, "to_keras3.py")]
+    runs += [(reset_after, "to_keras3.py")]
     moved, layer, litert, off_run, reset_after_run = run_in_turn(runs)
     assert moved[1] == "0", moved
     assert largest_difference(moved[0]) <= 1e-6
@@ -196,7 +161,6 @@ def stop_tf1_run(run_main, folder, steps, *args):
     folder.mkdir(exist_ok=True)
     result = run_main(folder, "--checkpoint-dir", "ckpt", "--max-steps", str(steps), *args)
     assert result.returncode == 0, result.stderr
-    save_programs(folder, "tf1_cells.py", "to_keras3.py", "finish_in_keras3.py")
 
 
 def final_logits(stdout):
@@ -204,7 +168,7 @@ def final_logits(stdout):
 
 
 def copy_of(folder, to):
-    """A copy of a folder where a TF1 run stopped, with its programs."""
+    """A copy of a folder where a TF1 run stopped."""
     shutil.copytree(str(folder), str(to))
     return to
 
@@ -217,7 +181,7 @@ def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_
     # (so after a checkpoint, maybe while the next one is written).
     cut = copy_of(tmp_path / "1", tmp_path / "cut")
     process = subprocess.Popen(
-        [sys.executable, "finish_in_keras3.py"],
+        [sys.executable, example("finish_in_keras3.py")],
         cwd=str(cut),
         env=keras3_env(),
         stdout=subprocess.PIPE,
@@ -228,9 +192,10 @@ def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_
         read_until(process, "Epoch")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    runs = [(tmp_path / str(steps), "finish_in_keras3.py") for steps in (1, 2, 3)]
+    finish = example("finish_in_keras3.py")
+    runs = [(tmp_path / str(steps), finish) for steps in (1, 2, 3)]
     # Each shortcut the page warns of, taken from the run stopped at step 1.
-    program = code_blocks(FINISH, "python")[0]
+    program = read(finish)
     moments = '    slots[name + "_momentum"].assign(momentum)\n'
     moments += '    slots[name + "_velocity"].assign(velocity)\n'
     shortcuts = {
@@ -240,15 +205,16 @@ def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_
     }
     for name, (old, new) in shortcuts.items():
         folder = copy_of(tmp_path / "1", tmp_path / name.replace(" ", "_"))
+        save_programs(folder, "tf1_cells.py", "to_keras3.py")
         (folder / "finish_in_keras3.py").write_text(replaced(program, old, new))
         runs.append((folder, "finish_in_keras3.py"))
     # A --shuffle run, stopped at step 2: the finish recomputes its orders too.
     (tmp_path / "shuffled").mkdir()
     shuffled = run_main(tmp_path / "shuffled", "--shuffle")
     stop_tf1_run(run_main, tmp_path / "shuffled", 2, "--shuffle")
-    runs.append((tmp_path / "shuffled", "finish_in_keras3.py"))
+    runs.append((tmp_path / "shuffled", finish))
     # Last, the killed finish, run again: it resumes from its own checkpoint.
-    runs.append((cut, "finish_in_keras3.py"))
+    runs.append((cut, finish))
     results = run_in_turn(runs)
 
     tf1_lines = training_lines(full.stdout)
@@ -304,8 +270,7 @@ def test_the_export_runs_in_onnx_runtime(full_run, sar, tmp_path):
     assert command[:3] == ["python3", "-m", "tf2onnx.convert"]
     converted = run_python(tmp_path, *command[1:])
     assert converted.returncode == 0, converted.stderr[-3000:]
-    save_programs(tmp_path, "run_onnx.py")
-    result = run_python(tmp_path, "run_onnx.py")
+    result = run_python(tmp_path, example("run_onnx.py"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert largest_difference(result.stdout) <= 1e-6
     assert script_stderr(result.stderr) == []
@@ -313,7 +278,7 @@ def test_the_export_runs_in_onnx_runtime(full_run, sar, tmp_path):
     expected = np.load(str(tmp_path / EXPECTED))
     expected[63, 4] -= 2e-6
     np.save(str(tmp_path / EXPECTED), expected)
-    assert run_python(tmp_path, "run_onnx.py").returncode == 1
+    assert run_python(tmp_path, example("run_onnx.py")).returncode == 1
     # Any number of sequences, of any length, as the TF1 export takes them.
     session = onnxruntime.InferenceSession(str(tmp_path / "simple.onnx"))
     rng = np.random.RandomState(2)
@@ -326,12 +291,11 @@ def test_the_export_runs_in_onnx_runtime(full_run, sar, tmp_path):
 
 
 def test_an_lstm_model_of_ones_own_moves_to_keras3_with_its_mask(tmp_path):
-    save_programs(tmp_path, "tf1_cells.py", "make_tf1_lstm.py", "lstm_to_keras3.py")
-    made = run_python(tmp_path, "make_tf1_lstm.py")  # TF1 code: it sets what it needs.
+    made = run_python(tmp_path, example("make_tf1_lstm.py"))  # TF1 code: it sets what it needs.
     assert made.returncode == 0, made.stderr[-3000:]
     assert made.stdout == "Wrote lstm_ckpt/ and lstm_ckpt/batch.npz\n"
     assert not [line for line in script_stderr(made.stderr) if "Warning" in line]
-    moved = run_python(tmp_path, "lstm_to_keras3.py")
+    moved = run_python(tmp_path, example("lstm_to_keras3.py"))
     assert moved.returncode == 0, moved.stderr[-3000:]
     (printed,) = code_blocks(CELLS, "text")
     assert_same_output(printed, moved.stdout)
@@ -344,7 +308,8 @@ def test_an_lstm_model_of_ones_own_moves_to_keras3_with_its_mask(tmp_path):
     batch = dict(np.load(str(tmp_path / "lstm_ckpt" / "batch.npz")))
     batch["expected"][2, 1] += 2e-6
     np.savez(str(tmp_path / "lstm_ckpt" / "batch.npz"), **batch)
-    assert run_python(tmp_path, "lstm_to_keras3.py").returncode == 1
+    (tmp_path / "lstm.keras").unlink()  # Never replaced: moved away, as a user would.
+    assert run_python(tmp_path, example("lstm_to_keras3.py")).returncode == 1
 
 
 # Checks keras_rnn_weights on the TF1 cells saved by the test: each moved into

@@ -1,4 +1,4 @@
-"""docs/own-model.md: a model of one's own, run as printed, and what the page claims of it."""
+"""docs/own-model.md: a model of one's own, run from examples/, and what the page claims of it."""
 
 import os
 import re
@@ -7,21 +7,20 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import assert_same_output, code_blocks, doc_programs, script_stderr
+from conftest import assert_same_output, code_blocks, example, read, script_stderr
 from test_beyond import saved_model_cli
-from test_leaving_tf1 import run_python, save_programs
+from test_leaving_tf1 import run_python
 
 OWN = "A model of your own"
 EXTRA = os.path.join("own", "assets.extra")
 
 
 def own_model(folder, code=None):
-    """Saves own_model.py (the page's, unless code is given) in folder and runs it there."""
+    """Runs examples/own_model.py in folder; or code, a variant of it, saved there."""
     if code is None:
-        save_programs(folder, "own_model.py")
-    else:
-        (folder / "own_model.py").write_text(code)
-    return run_python(folder, "own_model.py")  # TF1 code: it sets what it needs.
+        return run_python(folder, example("own_model.py"))  # TF1 code: it sets what it needs.
+    (folder / "own_model.py").write_text(code)
+    return run_python(folder, "own_model.py")
 
 
 def test_own_model_trains_exports_restores_and_serves_as_the_page_shows(tmp_path):
@@ -80,7 +79,7 @@ def test_own_model_trains_exports_restores_and_serves_as_the_page_shows(tmp_path
 
 
 def test_a_shuffle_left_in_the_export_is_seen_only_through_the_bypasses(tmp_path):
-    (code,) = [code for _, name, code in doc_programs() if name == "own_model.py"]
+    code = read(example("own_model.py"))
     shuffled = 'dataset = dataset.shuffle(data["shuffle_buffer"], seed=data["epoch_seed"])'
     assert shuffled in code
     result = own_model(

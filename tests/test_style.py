@@ -8,7 +8,18 @@ import subprocess
 import sys
 import tokenize
 
-from conftest import DOCS, README, ROOT, SCRIPT, doc_files, doc_programs, doc_section, read
+from conftest import (
+    DOCS,
+    EXAMPLES,
+    README,
+    ROOT,
+    SCRIPT,
+    doc_files,
+    doc_section,
+    example,
+    page_programs,
+    read,
+)
 
 DIVIDER = "# Below: "
 
@@ -176,10 +187,8 @@ def test_the_readme_lands_and_the_pages_go_deep():
     assert len(pages) >= 4
     for path in pages:
         text = read(path)
-        # Two pages carry long programs, each printed whole: Leaving TF1 seven,
-        # and the upgrade one of 600 lines.
-        longest = {"leaving-tf1.md": 700, "upgrading.md": 1000}.get(os.path.basename(path), 450)
-        assert len(text.splitlines()) <= longest, path
+        # Long programs are files of examples/, shown by their usage and excerpts.
+        assert len(text.splitlines()) <= 450, path
         # Each page stands on its own: a title, and a way back to the README.
         assert text.startswith("# ") and "](../README.md)" in text, path
 
@@ -206,9 +215,45 @@ def test_every_link_to_a_page_or_section_resolves():
         assert f"](docs/{name})" in readme, name
 
 
-def test_every_complete_program_in_the_docs_has_a_file_name():
-    programs = doc_programs()
-    assert len(programs) >= 7
-    names = [name for _, name, _ in programs]
-    assert None not in names, [(path, code[:60]) for path, name, code in programs if not name]
-    assert len(set(names)) == len(names), names
+def test_every_program_a_page_prints_is_its_file_in_examples():
+    programs = page_programs()
+    assert len([whole for *_, whole in programs if whole]) >= 10
+    for page, name, code, whole in programs:
+        assert name, (page, code[:60])  # A complete program links its file.
+        # Printed whole, byte for byte the file, so that what is copied runs;
+        # an excerpt, lines as they are in the file.
+        if whole:
+            assert code == read(example(name)), (page, name)
+        else:
+            assert code in read(example(name)), (page, name, code[:200])
+
+
+def test_every_program_the_pages_name_is_in_examples_and_each_is_named():
+    named = set()
+    for path in doc_files():
+        for name in re.findall(r"examples/(\w+\.py)", read(path)):
+            assert os.path.isfile(os.path.join(EXAMPLES, name)), (path, name)
+            named.add(name)
+    assert named == {name for name in os.listdir(EXAMPLES) if name.endswith(".py")}
+
+
+# The programs that run on TensorFlow 1.x too, as their pages say, down to 1.8,
+# whose own image has Python 3.5.
+TF1_PROGRAMS = ("own_model.py", "make_tf1_lstm.py")
+
+
+def test_the_programs_for_tensorflow_1_keep_to_python_3_5():
+    for name in TF1_PROGRAMS:
+        code = read(example(name))
+        ast.parse(code, feature_version=(3, 5))
+        assert not [node for node in ast.walk(ast.parse(code)) if isinstance(node, ast.JoinedStr)]
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "vermin")]
+        + ["--no-tips", "--violations", "-t=3.5-"]
+        + [example(name) for name in TF1_PROGRAMS],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert [line for line in result.stdout.splitlines() if "requires" in line] == []
+    assert result.returncode == 0, result.stdout

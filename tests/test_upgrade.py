@@ -1,4 +1,4 @@
-"""docs/upgrading.md: an export fed by an iterator, cut into one that serves."""
+"""docs/upgrading.md: an export fed by an iterator, cut into one that serves, by examples/."""
 
 import contextlib
 import json
@@ -16,13 +16,14 @@ import pytest
 from conftest import (
     assert_same_output,
     code_blocks,
+    example,
     parse_array,
     read_until,
     script_stderr,
     start_python,
 )
 from test_beyond import saved_model_cli
-from test_leaving_tf1 import keras3_env, run_in_turn, run_python, save_programs
+from test_leaving_tf1 import keras3_env, run_in_turn, run_python
 from test_safety import snapshot
 
 PROGRAMS = (
@@ -116,15 +117,18 @@ def loaded(tf, path, output):
         yield lambda value: sess.run(fetch, {inputs.name: value})
 
 
+UPGRADE = example("upgrade_export.py")
+
+
 def upgrade_in_process(folder, *args):
-    """Runs the page's upgrade_export.py in this process, as `python3 upgrade_export.py ARGS`."""
+    """Runs examples/upgrade_export.py in this process, as `python3 upgrade_export.py ARGS`."""
     argv = sys.argv
     sys.argv = ["upgrade_export.py", *args]
     cwd = os.getcwd()
     os.chdir(str(folder))
     try:
         with as_before():
-            runpy.run_path("upgrade_export.py", run_name="__main__")
+            runpy.run_path(UPGRADE, run_name="__main__")
         return 0
     except SystemExit as exit:
         return exit.code
@@ -134,25 +138,24 @@ def upgrade_in_process(folder, *args):
 
 
 def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, capfd, monkeypatch):
-    save_programs(tmp_path, *PROGRAMS)
     # Made in this process (its TensorFlow is TF1's too): what it prints, and no warning.
     monkeypatch.chdir(tmp_path)
     capfd.readouterr()
     with as_before():
-        runpy.run_path("make_2018_export.py", run_name="__main__")
+        runpy.run_path(example("make_2018_export.py"), run_name="__main__")
     made = capfd.readouterr()
     assert script_stderr(made.err) == []
     assert_same_output(
-        transcript("An export to try it on", "python3 make_2018_export.py"), made.out
+        transcript("An export to try it on", "python3 examples/make_2018_export.py"), made.out
     )
     (through_iterator,) = arrays(made.out)
     old = snapshot(str(tmp_path / "old_export"))
 
-    command = "python3 upgrade_export.py old_export new_export"
+    command = "python3 examples/upgrade_export.py old_export new_export"
     env = keras3_env()
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # As in a user's shell (the script here set it).
     upgraded = subprocess.run(
-        [sys.executable, *shlex.split(command)[1:]],
+        [sys.executable, UPGRADE, *shlex.split(command)[2:]],
         cwd=str(tmp_path),
         env=env,
         capture_output=True,
@@ -193,11 +196,13 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
         f"import runpy, sys\nsys.argv = {shlex.split(convert)[2:]!r}\n"
         "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
     )
-    runs = [(tmp_path, name) for name in ("convert.py", *PROGRAMS[2:])]
+    runs = [(tmp_path, "convert.py")] + [(tmp_path, example(name)) for name in PROGRAMS[2:]]
     results = run_in_turn(runs)
     assert [status for _, status in results] == ["0"] * 4, results
     (kept, _), (used, _), (onnx, _) = results[1:]
-    assert_same_output(transcript("Keeping the iterator", "python3 keep_iterator.py"), kept)
+    assert_same_output(
+        transcript("Keeping the iterator", "python3 examples/keep_iterator.py"), kept
+    )
     assert kept.splitlines()[0] == "initializers: ['dataset_init']"
     for printed in arrays(kept) + arrays(used) + arrays(onnx):
         np.testing.assert_allclose(printed, through_iterator, atol=1e-6)
@@ -255,7 +260,6 @@ print(json.dumps(largest))
 def test_every_kind_of_iterator_export_upgrades_and_serves_everywhere(tmp_path, sar, capsys):
     import old_exports  # Builds with this process's TensorFlow, as TF 1.x code.
 
-    save_programs(tmp_path, "upgrade_export.py")
     folders = []
     for kind, found in KINDS.items():
         folder = tmp_path / kind
@@ -300,7 +304,6 @@ def write_export(tf, path, tags, lengths=None, batch=4):
 
 
 def test_a_batch_size_it_cannot_take_from_the_input_is_kept_and_said(tmp_path, sar, capsys):
-    save_programs(tmp_path, "upgrade_export.py")
     write_export(sar.tf, tmp_path / "old", ["serve"], lengths=[10, 10, 9, 10])
     assert upgrade_in_process(tmp_path, "old", "new") == 0
     out = capsys.readouterr().out
@@ -320,7 +323,6 @@ def test_token_ids_through_a_reference_embedding_upgrade(tmp_path, sar, capsys):
     # TF1's default variables, read by embedding_lookup, which colocates
     # with its variable: rebuilt as a resource variable, it must not dangle.
     tf = sar.tf
-    save_programs(tmp_path, "upgrade_export.py")
     with tf.Graph().as_default(), tf.Session() as sess:
         ids_ph = tf.placeholder(tf.int32, [None, 7], "ids_ph")
         dataset = tf.data.Dataset.from_tensor_slices(ids_ph).shuffle(10).batch(4)
@@ -340,7 +342,6 @@ def test_token_ids_through_a_reference_embedding_upgrade(tmp_path, sar, capsys):
 # Batches of 3 only, the size it tries first, which runs; of 4, the GRU's units too.
 @pytest.mark.parametrize("batch", [3, 4])
 def test_a_batch_size_baked_in_is_taken_from_the_input(tmp_path, sar, capsys, batch):
-    save_programs(tmp_path, "upgrade_export.py")
     write_export(sar.tf, tmp_path / "old", ["serve"], lengths=[10] * batch, batch=batch)
     assert upgrade_in_process(tmp_path, "old", "new") == 0
     out = capsys.readouterr().out
@@ -354,7 +355,6 @@ def test_a_batch_size_baked_in_is_taken_from_the_input(tmp_path, sar, capsys, ba
 
 
 def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkeypatch):
-    save_programs(tmp_path, "upgrade_export.py")
     tf = sar.tf
     write_export(tf, tmp_path / "old", ["serve"])
     write_export(tf, tmp_path / "trained", ["train"])
@@ -364,17 +364,18 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
     (tmp_path / "blank").mkdir()
     (tmp_path / "blank" / "saved_model.pb").write_bytes(b"")
     (tmp_path / "taken").mkdir()
+    (tmp_path / "a_file").write_text("")
     simple = str(full_run[0] / "simple")
     before = snapshot(str(tmp_path)), snapshot(simple)
     refusals = {
-        ("old",): "usage: python3 upgrade_export.py OLD_EXPORT NEW_EXPORT",
+        ("old",): f"usage: python3 {UPGRADE} OLD_EXPORT NEW_EXPORT",
         ("old", "taken"): "taken already exists: give the name of a folder to create",
         ("old", "nowhere/new"): f"no folder {tmp_path / 'nowhere'} to write nowhere/new in",
         ("old", "old/new"): "old/new is inside old, which this program never writes to",
         ("old", "old/..new"): "old/..new is inside old, which this program never writes to",
-        ("old", ""): "usage: python3 upgrade_export.py OLD_EXPORT NEW_EXPORT",
+        ("old", ""): f"usage: python3 {UPGRADE} OLD_EXPORT NEW_EXPORT",
         ("missing", "new"): "missing: no such folder",
-        ("upgrade_export.py", "new"): "upgrade_export.py is not a folder",
+        ("a_file", "new"): "a_file is not a folder",
         ("blank", "new"): "blank is not a SavedModel: its saved_model.pb holds no MetaGraph",
         ("empty", "new"): "empty is not a SavedModel: it has no saved_model.pb",
         ("notes", "new"): "notes is not a SavedModel: its saved_model.pb does not parse",
@@ -389,7 +390,7 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
     # A new export that would compute other outputs is not written: here the
     # new export's outputs are made 1e-5 off as they are read back.
     with as_before():
-        program = runpy.run_path(str(tmp_path / "upgrade_export.py"), run_name="upgrade_export")
+        program = runpy.run_path(UPGRADE, run_name="upgrade_export")
     names = program["upgrade"].__globals__
     real = names["run_export"]
 
@@ -408,9 +409,8 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
 def test_interrupted_it_says_so_in_one_line_and_leaves_no_half_export(tmp_path, sar, signum):
     import old_exports
 
-    save_programs(tmp_path, "upgrade_export.py")
     old_exports.main("oneshot", str(tmp_path))
-    process = start_python(tmp_path, "upgrade_export.py", "export", "new")
+    process = start_python(tmp_path, UPGRADE, "export", "new")
     # Whatever the moment after its first line, the same promises hold: the
     # one line and nothing written, or a run that ended complete.
     assert read_until(process, "export reads its input").startswith("export reads its input")
@@ -426,5 +426,5 @@ def test_interrupted_it_says_so_in_one_line_and_leaves_no_half_export(tmp_path, 
         line = "upgrade_export.py: interrupted before the end: nothing written"
         assert script_stderr(stderr) == [line]
     assert sorted(os.listdir(str(tmp_path))) == sorted(
-        ["upgrade_export.py", "export", "expected.npz"] + (["new"] if written else [])
+        ["export", "expected.npz"] + (["new"] if written else [])
     )

@@ -1,0 +1,19 @@
+"""Runs new_export.onnx, the upgraded export converted to ONNX, in ONNX Runtime."""
+
+import os
+import sys
+
+# Before ONNX Runtime's import, which takes a second.
+if not os.path.isfile("new_export.onnx"):
+    sys.exit(
+        "No new_export.onnx here: run python3 -m tf2onnx.convert "
+        "--saved-model new_export --output new_export.onnx first."
+    )
+
+import numpy as np
+import onnxruntime
+
+np.random.seed(0)
+x = np.random.randn(64, 10, 30)[:3].astype(np.float32)  # The first three sequences.
+session = onnxruntime.InferenceSession("new_export.onnx")
+print(session.run(["logits"], {"features_data_ph": x})[0])

@@ -1,0 +1,25 @@
+"""Runs the tutorial's export, converted to ONNX, in ONNX Runtime, and checks its logits."""
+
+import os
+import sys
+
+# What it reads, checked before ONNX Runtime's import, which takes a second.
+if not os.path.isfile("simple/assets.extra/expected_logits.npy"):
+    sys.exit("No export in simple/ here: run python3 save_and_restore.py in this folder first.")
+if not os.path.isfile("simple.onnx"):
+    sys.exit(
+        "No simple.onnx here: run python3 -m tf2onnx.convert --saved-model simple "
+        "--inputs features:0 --outputs dense/BiasAdd:0 --output simple.onnx"
+    )
+
+import numpy as np
+import onnxruntime
+
+session = onnxruntime.InferenceSession("simple.onnx")
+# The tutorial's data; the model's input `features` takes any number of sequences.
+features = np.random.RandomState(0).randn(64, 10, 30).astype(np.float32)
+(logits,) = session.run(["dense/BiasAdd:0"], {"features:0": features})
+expected = np.load("simple/assets.extra/expected_logits.npy")
+difference = np.abs(logits - expected).max()
+print(f"Largest difference from the TF1 export's logits: {difference:.1e}")
+sys.exit(1 if difference > 1e-6 else 0)
