@@ -55,6 +55,8 @@ if __name__ == "__main__":
         sys.exit(f"upgrade_export.py: {refusal}")
 
 import collections
+import contextlib
+import re
 import shutil
 import tempfile
 import types
@@ -74,11 +76,18 @@ GET_NEXT = {"IteratorGetNext", "IteratorGetNextSync"}
 MAKE_ITERATOR = "MakeIterator"  # An initializer, named or not, has this type.
 # Datasets whose elements have the components of the dataset they read, in
 # order: through them an iterator output is traced to the placeholder it came from.
-SAME_COMPONENTS = {
+BATCHING = {
     "BatchDataset", "BatchDatasetV2", "PaddedBatchDataset", "PaddedBatchDatasetV2",
+}  # fmt: skip
+SAME_COMPONENTS = BATCHING | {
     "RepeatDataset", "ShuffleDataset", "ShuffleDatasetV2", "ShuffleDatasetV3",
     "ShuffleAndRepeatDataset", "ShuffleAndRepeatDatasetV2", "PrefetchDataset",
-    "TakeDataset", "SkipDataset", "CacheDataset", "CacheDatasetV2",
+    "TakeDataset", "SkipDataset", "CacheDataset", "CacheDatasetV2", "FilterDataset",
+    "ShardDataset", "AssertCardinalityDataset", "AssertNextDataset",
+    # What TensorFlow 1.13 and later wrap a dataset in when an iterator is made.
+    "ModelDataset", "OptimizeDataset", "OptimizeDatasetV2", "MaxIntraOpParallelismDataset",
+    "PrivateThreadPoolDataset", "ExperimentalMaxIntraOpParallelismDataset",
+    "ExperimentalPrivateThreadPoolDataset", "ExperimentalAssertNextDataset",
 }  # fmt: skip
 PROBE = 3  # A batch size to try first: few exports bake this one in.
 TOLERANCE = 1e-6
@@ -112,13 +121,20 @@ def read_export(path):
     if "serving_default" not in meta.signature_def:
         found = ", ".join(sorted(meta.signature_def)) or "none"
         raise Refusal(f"{path} has no serving_default signature (its signatures: {found})")
+    # The shapes recorded when the graph was built: TensorFlow infers them
+    # again on import, and refuses those it now infers otherwise (a TF 1.x
+    # batch norm's gradients), or that set_shape() narrowed (a batch of 16).
+    for node in meta.graph_def.node:
+        if "_output_shapes" in node.attr:
+            del node.attr["_output_shapes"]
     return meta, meta.signature_def["serving_default"]
 
 
 def variable_defs(meta):
     for name in ("variables", "local_variables"):
-        for value in meta.collection_def[name].bytes_list.value:
-            yield variable_pb2.VariableDef.FromString(value)
+        if name in meta.collection_def:  # (Looking up a missing one would add it.)
+            for value in meta.collection_def[name].bytes_list.value:
+                yield variable_pb2.VariableDef.FromString(value)
 
 
 class Cut:
@@ -177,6 +193,12 @@ class Cut:
                 if not control:
                     self.used[name].add(index)
                 continue
+            if node.op == "Placeholder" and not control:
+                # Read by the model, fed by no signature input: the old export's
+                # users fed it by name; the new export's take it as an input.
+                self.fed.setdefault(f"{name}:0", name)
+                self.fed_used.add(f"{name}:0")
+                continue
             if name in self.keep:
                 continue
             if "Iterator" in node.op or node.op.endswith(("Dataset", "DatasetV2", "DatasetV3")):
@@ -207,8 +229,8 @@ def describe_iterator(cut, get_next):
     return f"iterator {iterator.name} ({iterator.op}), {how}"
 
 
-def source_placeholder(cut, get_next, index):
-    """The placeholder an iterator output was sliced from, if the graph says."""
+def datasets(cut, get_next):
+    """The datasets behind a get_next, from the iterator's down to their source, if the graph says."""
     iterator = split_ref(cut.nodes[get_next].input[0])[0]
     inits = [
         n
@@ -216,44 +238,71 @@ def source_placeholder(cut, get_next, index):
         if n.op == MAKE_ITERATOR and split_ref(n.input[1])[0] == iterator
     ]
     if len(inits) != 1:
-        return None
+        return  # A feedable or a one-shot iterator: no initializer says which dataset.
     dataset = cut.nodes[split_ref(inits[0].input[0])[0]]
+    yield dataset
     while dataset.op in SAME_COMPONENTS:
         dataset = cut.nodes[split_ref(dataset.input[0])[0]]
-    if dataset.op not in ("TensorSliceDataset", "TensorDataset") or index >= len(dataset.input):
+        yield dataset
+
+
+def source_placeholder(cut, get_next, index):
+    """The tensor of the placeholder an iterator output was sliced from, if the graph says."""
+    source = None
+    for source in datasets(cut, get_next):
+        pass
+    if source is None or source.op not in ("TensorSliceDataset", "TensorDataset"):
         return None
-    source = cut.nodes[split_ref(dataset.input[index])[0]]
-    return source.name if source.op == "Placeholder" else None
+    if index >= len(source.input):
+        return None
+    placeholder = cut.nodes[split_ref(source.input[index])[0]]
+    return f"{placeholder.name}:0" if placeholder.op == "Placeholder" else None
+
+
+# One input of the new export: its signature key, the old tensor it replaces,
+# its dtype and shape, and whether its first dimension is the batch's.
+Input = collections.namedtuple("Input", "key tensor dtype shape batched")
 
 
 def new_inputs(cut, signature):
-    """The new signature's inputs: (key, old tensor, dtype, shape), and what is dropped."""
+    """The new signature's inputs (Input tuples), and the iterator outputs dropped."""
     inputs, dropped = [], []
     for get_next in sorted(cut.used):
         attrs = cut.nodes[get_next].attr
+        # A dataset that batches: the first dimension is the batch, whatever
+        # size the iterator declares for it (a batch that drops its remainder).
+        batches = any(dataset.op in BATCHING for dataset in datasets(cut, get_next))
         for index, (dtype, shape) in enumerate(
             zip(attrs["output_types"].list.type, attrs["output_shapes"].list.shape)
         ):
-            entry = (f"{get_next}:{index}", tf.as_dtype(dtype), tf.TensorShape(shape))
-            if index in cut.used[get_next]:
-                inputs.append([source_placeholder(cut, get_next, index), *entry])
-            else:
-                dropped.append(entry)
+            shape = tf.TensorShape(shape)
+            batched = shape.rank is not None and shape.rank > 0 and (batches or not shape[0])
+            if batched:
+                shape = tf.TensorShape([None]).concatenate(shape[1:])
+            entry = [None, f"{get_next}:{index}", tf.as_dtype(dtype), shape, batched]
+            if index not in cut.used[get_next]:
+                dropped.append(entry[1:4])
+                continue
+            # Named after the placeholder the component came from: by the
+            # signature's key for it if it had one, or by its own name.
+            source = source_placeholder(cut, get_next, index)
+            entry[0] = cut.fed.get(source) or (source and split_ref(source)[0])
+            inputs.append(entry)
     for tensor in sorted(cut.fed_used):
-        info = signature.inputs[cut.fed[tensor]]
-        inputs.append(
-            [
-                cut.fed[tensor],
-                tensor,
-                tf.as_dtype(info.dtype),
-                tf.TensorShape(info.tensor_shape),
-            ]
-        )
+        key, node = cut.fed[tensor], cut.nodes[split_ref(tensor)[0]]
+        if key in signature.inputs:
+            dtype, shape = signature.inputs[key].dtype, signature.inputs[key].tensor_shape
+        else:  # A placeholder no signature input feeds.
+            dtype, shape = node.attr["dtype"].type, node.attr["shape"].shape
+        shape = tf.TensorShape(shape)
+        batched = shape.rank is not None and shape.rank > 0 and not shape[0]
+        inputs.append([key, tensor, tf.as_dtype(dtype), shape, batched])
     # An output not traced to a placeholder is named by its position.
+    keys = [entry[0] for entry in inputs]
     for number, entry in enumerate(inputs):
-        if entry[0] is None or [e[0] for e in inputs].count(entry[0]) > 1:
+        if entry[0] is None or keys.count(entry[0]) > 1:
             entry[0] = "input" if len(inputs) == 1 else f"input_{number}"
-    return [tuple(entry) for entry in inputs], dropped
+    return [Input(*entry) for entry in inputs], dropped
 
 
 # ----------------------------------------------------------------------------
@@ -292,6 +341,17 @@ def batch_constants(cut, size):
     return found
 
 
+def rows_of(cut, size):
+    """The model's constants of `size` rows, whatever they hold (unequal lengths, say)."""
+    return [
+        name
+        for name in sorted(cut.model)
+        if cut.nodes[name].op == "Const"
+        and cut.nodes[name].attr["value"].tensor.tensor_shape.dim[:1]
+        and cut.nodes[name].attr["value"].tensor.tensor_shape.dim[0].size == size
+    ]
+
+
 def candidate_sizes(cut):
     """Lengths of the model's integer vector constants, most frequent first."""
     sizes = collections.Counter()
@@ -312,12 +372,30 @@ def candidate_sizes(cut):
 # Writing and running.
 
 
+def functions_used(library, nodes):
+    """The names of the library's functions that nodes call, directly or through others."""
+    bodies = {function.signature.name: function.node_def for function in library.function}
+    used, stack = set(), list(nodes)
+    while stack:
+        node = stack.pop()
+        called = {node.op} if node.op in bodies else set()
+        for value in node.attr.values():
+            called |= {f.name for f in [value.func, *value.list.func] if f.name}
+        for name in called - used:
+            used.add(name)
+            stack.extend(bodies.get(name, []))
+    return used
+
+
 def pruned_meta(meta, cut, batch_size):
-    """A MetaGraphDef of the kept nodes and variables; batch_size made unknown in shapes."""
+    """A MetaGraphDef of the kept nodes, the functions they call, and the kept variables.
+
+    batch_size, if given, is made unknown where the nodes' attributes hold it as
+    a shape's first dimension (a TensorArray's element shape [32, 30]).
+    """
     pruned = tf.compat.v1.MetaGraphDef()
     pruned.meta_info_def.CopyFrom(meta.meta_info_def)
     pruned.graph_def.versions.CopyFrom(meta.graph_def.versions)
-    pruned.graph_def.library.CopyFrom(meta.graph_def.library)
     for node in meta.graph_def.node:
         if node.name not in cut.keep:
             continue
@@ -328,10 +406,6 @@ def pruned_meta(meta, cut, batch_size):
         if "_class" in kept.attr:
             del kept.attr["_class"]  # and without colocation with it (a variable rebuilt).
         if batch_size and node.name in cut.model:
-            # Shapes inferred from the old batch size: the graph infers them
-            # again; and a TensorArray's element shape [32, 30] becomes [?, 30].
-            if "_output_shapes" in kept.attr:
-                del kept.attr["_output_shapes"]
             for value in kept.attr.values():
                 for shape in [
                     *value.list.shape,
@@ -339,6 +413,14 @@ def pruned_meta(meta, cut, batch_size):
                 ]:
                     if shape.dim and shape.dim[0].size == batch_size:
                         shape.dim[0].size = -1
+    # Only the functions the kept nodes call: the datasets' own (their maps,
+    # a one-shot iterator's factory, the data it holds) stay behind.
+    library = meta.graph_def.library
+    used = functions_used(library, pruned.graph_def.node)
+    pruned.graph_def.library.function.extend(
+        f for f in library.function if f.signature.name in used
+    )
+    pruned.graph_def.library.gradient.extend(g for g in library.gradient if g.function_name in used)
     for variable_def in cut.variables:
         names = {"variables"} | ({"trainable_variables"} if variable_def.trainable else set())
         for name in names:
@@ -350,7 +432,7 @@ def write_new(path, job, fixes=(), batch_size=None, pinned=None):
     """Writes the cut graph at path; returns its inputs' tensor names by key.
 
     fixes: batch_constants(), for inputs of any batch size in place of
-    batch_size; pinned: the one batch size the inputs declare instead.
+    batch_size; pinned: the one batch size the batched inputs declare instead.
     """
     go_on()
     old, meta, signature, cut, inputs = job.old, job.meta, job.signature, job.cut, job.inputs
@@ -367,14 +449,17 @@ def write_new(path, job, fixes=(), batch_size=None, pinned=None):
                 use_resource=True,
             )
             input_map[variable_def.snapshot_name] = variable.read_value()
-        for key, tensor, dtype, shape in inputs:
-            name = key if key not in cut.nodes else f"upgraded/{key}"
-            batched = shape.rank and split_ref(tensor)[0] in cut.used  # An iterator output.
-            if batched and (pinned or batch_size and shape[0] == batch_size):
+        for key, tensor, dtype, shape, batched in inputs:
+            # Named as its key, so that what reads the signature by tensor
+            # names (tf2onnx) sees the same names; renamed where that is taken.
+            name = re.sub(r"[^\w.\-/]", "_", key)
+            if name in cut.keep or not re.match(r"[A-Za-z0-9.]", name):
+                name = f"upgraded/{name}"
+            if batched and pinned:
                 shape = tf.TensorShape([pinned]).concatenate(shape[1:])
             placeholders[key] = input_map[tensor] = tf.compat.v1.placeholder(dtype, shape, name)
         with tf.name_scope("upgraded/batch_size"):
-            batched = next((p for p in placeholders.values() if p.shape.rank), None)
+            batched = next(placeholders[i.key] for i in inputs if i.batched) if fixes else None
             for name, kind, value in fixes:
                 batch = tf.shape(batched, out_type=tf.int64)[:1]
                 if kind == "rows":
@@ -407,13 +492,76 @@ def write_new(path, job, fixes=(), batch_size=None, pinned=None):
         return {key: p.name for key, p in placeholders.items()}
 
 
-def run_export(path, feeds):
-    """Loads the export at path in a graph of its own; its outputs for feeds by tensor name."""
+# What a loader needs of the collections beside the variables: the ops it runs
+# once the variables are restored (a main op, tables' initializers), and assets.
+LOADER_COLLECTIONS = {
+    "saved_model_main_op", "legacy_init_op", "main_op", "table_initializer", "asset_filepaths",
+}  # fmt: skip
+
+
+def loadable_copy(old, meta, path):
+    """Writes at path a SavedModel of OLD's serving graph alone, which TensorFlow 2 loads.
+
+    The training side (gradients, the optimizer's updates) is left out: a TF 1.x
+    graph can hold forms there that TF 2 refuses. Variables and assets are OLD's own.
+    """
+    copy = saved_model_pb2.SavedModel(saved_model_schema_version=1)
+    kept = copy.meta_graphs.add()
+    kept.meta_info_def.CopyFrom(meta.meta_info_def)
+    kept.saver_def.CopyFrom(meta.saver_def)
+    kept.signature_def.MergeFrom(meta.signature_def)
+    roots = [kept.saver_def.restore_op_name, kept.saver_def.filename_tensor_name]
+    for signature in meta.signature_def.values():
+        roots += [info.name for info in [*signature.inputs.values(), *signature.outputs.values()]]
+    for variable_def in variable_defs(meta):
+        roots += [variable_def.variable_name, variable_def.initializer_name]
+        roots += [variable_def.snapshot_name, variable_def.initial_value_name]
+        # TF 1.x saved no snapshot for a resource variable: TF 2 looks for this op.
+        roots.append(split_ref(variable_def.variable_name)[0] + "/Read/ReadVariableOp")
+    for key, collection in meta.collection_def.items():
+        if key in ("variables", "trainable_variables", "local_variables", "saved_model_assets"):
+            kept.collection_def[key].CopyFrom(collection)
+        elif key in LOADER_COLLECTIONS:
+            kept.collection_def[key].CopyFrom(collection)
+            roots += collection.node_list.value
+    nodes = {node.name: node for node in meta.graph_def.node}
+    needed, stack = set(), [split_ref(ref)[0] for ref in roots if ref]
+    while stack:
+        name = stack.pop()
+        if name in nodes and name not in needed:
+            needed.add(name)
+            stack.extend(split_ref(ref)[0] for ref in nodes[name].input)
+    kept.graph_def.versions.CopyFrom(meta.graph_def.versions)
+    kept.graph_def.library.CopyFrom(meta.graph_def.library)
+    for node in meta.graph_def.node:
+        if node.name in needed:
+            copied = kept.graph_def.node.add()
+            copied.CopyFrom(node)
+            if "_class" in node.attr:
+                colocated = {c.decode()[len("loc:@") :] for c in node.attr["_class"].list.s}
+                if not colocated <= needed:
+                    del copied.attr["_class"]  # Colocated with a node left out.
+    os.mkdir(path)
+    with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+        f.write(copy.SerializeToString())
+    for folder in ("variables", "assets"):
+        if os.path.isdir(os.path.join(old, folder)):
+            os.symlink(os.path.abspath(os.path.join(old, folder)), os.path.join(path, folder))
+
+
+@contextlib.contextmanager
+def loaded(path):
+    """The SavedModel at path, loaded in a graph of its own: (session, its serving_default)."""
     go_on()
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], path)
-        outputs = meta.signature_def["serving_default"].outputs
-        return sess.run({key: info.name for key, info in outputs.items()}, feeds)
+        yield sess, meta.signature_def["serving_default"]
+
+
+def run_export(path, feeds):
+    """Loads the export at path in a graph of its own; its outputs for feeds by tensor name."""
+    with loaded(path) as (sess, signature):
+        return sess.run({key: info.name for key, info in signature.outputs.items()}, feeds)
 
 
 def run_new(path, names, values):
@@ -421,18 +569,60 @@ def run_new(path, names, values):
     return run_export(path, {names[key]: value for key, value in values.items()})
 
 
-def sample(inputs, batch, rng):
-    """A batch to check with: normal floats, integer ones (a valid id or length)."""
+def cause(error):
+    """What a TensorFlow error says, in one line: its first sentence, and the op that failed."""
+    message = str(getattr(error, "message", None) or error)
+    # TensorFlow 2's session errors start with a header and a trace of where
+    # the op was made: the cause is the first line that is neither.
+    skip = re.compile(r"Graph execution error|Detected at node|Node:|\s|$")
+    lines = [line for line in message.splitlines() if not skip.match(line)] or [message]
+    line = lines[0].strip()
+    node = re.search(r"\{\{node ([^}]+)\}\}", message)
+    op = node.group(1) if node else getattr(getattr(error, "op", None), "name", None)
+    return f"{line} (at op {op})" if op and op not in line else line
+
+
+def sample(inputs, rows, rng):
+    """Values to check with: normal floats, integer ones (a valid id or length), rows of them.
+
+    An input that is not batched, the model reads directly: an integer
+    scalar is given the number of rows (a batch size), a float one 1.0 (a
+    keep probability), a bool False (not training).
+    """
     values = {}
-    for key, _, dtype, shape in inputs:
-        dims = [batch if i == 0 else d or 10 for i, d in enumerate(shape)]
-        if dtype.is_floating and dims:
+    for key, _, dtype, shape, batched in inputs:
+        dims = [d or 10 for d in shape] if shape.rank else []
+        if batched:
+            dims[0] = rows
+        if not dims:
+            scalar = rows if dtype.is_integer else 1.0 if dtype.is_floating else 0
+            values[key] = np.array(scalar, dtype.as_numpy_dtype)
+        elif dtype.is_floating:
             values[key] = rng.standard_normal(dims).astype(dtype.as_numpy_dtype)
-        elif dtype.is_floating or dtype.is_integer:
+        elif dtype.is_integer:
             values[key] = np.ones(dims, dtype.as_numpy_dtype)
         else:
             values[key] = np.zeros(dims, dtype.as_numpy_dtype)
     return values
+
+
+def resized(inputs, values, rows, extra):
+    """The sample made `rows` rows: its own rows, then extra's; a batch size made to agree."""
+    batch = {}
+    for key, _, dtype, _, batched in inputs:
+        value = values[key]
+        if batched:
+            value = np.concatenate([value, extra[key]])[:rows]
+        elif not np.ndim(value) and dtype.is_integer:
+            value = np.array(rows, value.dtype)
+        batch[key] = value
+    return batch
+
+
+def scalars_fed(inputs, values):
+    """What the sample fed the inputs that are not batched: ' (batch_size 3, keep_prob 1.0)'."""
+    fed = [f"{i.key} {values[i.key].item()}" for i in inputs if not np.ndim(values[i.key])]
+    return f" ({', '.join(fed)})" if fed else ""
 
 
 def dims(shape):
@@ -441,6 +631,22 @@ def dims(shape):
 
 def largest_difference(a, b):
     return max(float(np.max(np.abs(a[k].astype(float) - b[k]), initial=0.0)) for k in a)
+
+
+def pipeline_left(path):
+    """The dataset and iterator ops of the export at path, in its graph or its functions."""
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        (meta,) = saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs
+    functions = meta.graph_def.library.function
+    nodes = [*meta.graph_def.node, *(node for f in functions for node in f.node_def)]
+    return sorted({node.op for node in nodes if "Dataset" in node.op or "Iterator" in node.op})
+
+
+def kilobytes(path):
+    sizes = [
+        os.path.getsize(os.path.join(top, n)) for top, _, names in os.walk(path) for n in names
+    ]
+    return f"{sum(sizes) / 1024:.0f} KB"
 
 
 # ----------------------------------------------------------------------------
@@ -452,59 +658,80 @@ def report(job, dropped):
     print(f"{old} reads its input through a tf.data iterator:")
     for get_next in sorted(cut.used):
         print(f"  {describe_iterator(cut, get_next)}")
-    for key, tensor, dtype, shape in inputs:
+    for key, tensor, dtype, shape, _ in inputs:
         print(f"  kept:    {tensor} as input {key!r}: {dtype.name} {dims(shape)}")
     for tensor, dtype, shape in dropped:
         print(f"  dropped: {tensor}: {dtype.name} {dims(shape)}, which no output uses")
     unused = sorted(key for tensor, key in cut.fed.items() if tensor not in cut.fed_used)
-    if unused:
-        print(f"  dropped: signature inputs {', '.join(unused)}, which only feed the iterator")
+    reused = [key for key in unused if key in {i.key for i in inputs}]
+    if set(unused) - set(reused):
+        dropped = ", ".join(key for key in unused if key not in reused)
+        print(f"  dropped: signature inputs {dropped}, which only feed the iterator")
+    if reused:
+        print(f"  reused:  {', '.join(reused)}, now the keys of the batches made of their data")
     total = len(list(variable_defs(job.meta)))
     kept = len(cut.variables) + len(cut.converted)
     made = f"; {len(cut.converted)} reference ones made resource" if cut.converted else ""
     print(f"  variables: {kept} of {total}, the model's{made}")
 
 
-def run_old(job, rng):
-    """The old export fed a sample batch at its iterator's outputs: (batch, values, outputs).
+def run_old(job, path, rng):
+    """The old export, copied to path, fed a sample batch at its iterator's outputs.
 
-    A batch size the graph holds shows in the outputs' shapes, or as the
-    only size that runs.
+    Returns (rows, values, outputs). A batch size the graph holds shows in the
+    shapes it declares, or as the only size that runs.
     """
+    loadable_copy(job.old, job.meta, path)
     shapes = [info.tensor_shape for info in job.signature.outputs.values()]
+    shapes += [s for g in job.cut.used for s in job.cut.nodes[g].attr["output_shapes"].list.shape]
     declared = {s.dim[0].size for s in shapes if s.dim and s.dim[0].size > 0}
     errors = []
-    for batch in list(declared) if len(declared) == 1 else [PROBE, *candidate_sizes(job.cut)]:
-        values = sample(job.inputs, batch, rng)
-        try:
-            outputs = run_export(job.old, {tensor: values[key] for key, tensor, *_ in job.inputs})
-            return batch, values, outputs
-        except tf.errors.OpError as error:
-            errors.append(error.message.strip().splitlines()[0])
-    raise Refusal(f"{job.old} does not run on a sample batch: {errors[0]}")
-
-
-def same_rows_at_other_sizes(path, names, values, outputs, extra):
-    """Whether the export at path gives outputs' rows for the same rows in other batches.
-
-    The batches: the sample with three more rows after it, and its first row alone.
-    """
-    for batch in (
-        {key: np.concatenate([value, extra[key]]) for key, value in values.items()},
-        {key: value[:1] for key, value in values.items()},
-    ):
-        try:
-            got = run_new(path, names, batch)
-        except (tf.errors.OpError, ValueError):
-            return False
-        for key, value in got.items():
-            rows = min(np.shape(value)[:1] + np.shape(outputs[key])[:1], default=0)
-            if (
-                not np.ndim(value)
-                or largest_difference({key: value[:rows]}, {key: outputs[key][:rows]}) > TOLERANCE
+    try:
+        with loaded(path) as (sess, signature):
+            fetches = {key: info.name for key, info in signature.outputs.items()}
+            for rows in (
+                sorted(declared) if len(declared) == 1 else [PROBE, *candidate_sizes(job.cut)]
             ):
-                return False
-    return True
+                values = sample(job.inputs, rows, rng)
+                try:
+                    return (
+                        rows,
+                        values,
+                        sess.run(fetches, {i.tensor: values[i.key] for i in job.inputs}),
+                    )
+                except (tf.errors.OpError, ValueError) as error:
+                    errors.append(f"{scalars_fed(job.inputs, values)}: {cause(error)}")
+    except (tf.errors.OpError, ValueError, KeyError) as error:
+        raise Refusal(
+            f"{job.old} does not load in TensorFlow {tf.__version__}: {cause(error)}"
+        ) from None
+    raise Refusal(f"{job.old} does not run on a sample batch{errors[0]}")
+
+
+def at_other_sizes(path, job, names, values, outputs, extra):
+    """None when the export at path gives the same rows in other batches; else why not.
+
+    The batches: the sample with three more rows after it, and its first row
+    alone. Outputs that are not one row per input row (a metric of the batch)
+    only have to run.
+    """
+    rows = next((len(values[i.key]) for i in job.inputs if i.batched), None)
+    if rows is None:
+        return None  # No batch to change.
+    for size in (rows + 3, 1):
+        try:
+            got = run_new(path, names, resized(job.inputs, values, size, extra))
+        except (tf.errors.OpError, ValueError) as error:
+            return f"a batch of {size} fails: {cause(error)}"
+        for key, value in got.items():
+            if not np.ndim(outputs[key]) or len(outputs[key]) != rows:
+                continue
+            if np.shape(value)[:1] != (size,):
+                return f"a batch of {size} gives {key} of shape {np.shape(value)}"
+            common = min(size, rows)
+            if largest_difference({key: value[:common]}, {key: outputs[key][:common]}) > TOLERANCE:
+                return f"a batch of {size} gives other values of {key} for the same rows"
+    return None
 
 
 def any_batch_size(path, job, fixes, batch, values, expected, extra):
@@ -518,7 +745,7 @@ def any_batch_size(path, job, fixes, batch, values, expected, extra):
         return False
     if largest_difference(got, expected) > TOLERANCE:
         return False
-    return same_rows_at_other_sizes(path, names, values, got, extra)
+    return at_other_sizes(path, job, names, values, got, extra) is None
 
 
 def upgrade(old, new):
@@ -532,9 +759,6 @@ def upgrade(old, new):
     inputs, dropped = new_inputs(cut, signature)
     job = types.SimpleNamespace(old=old, meta=meta, signature=signature, cut=cut, inputs=inputs)
     report(job, dropped)
-    rng = np.random.default_rng(0)
-    batch, values, expected = run_old(job, rng)
-    extra = sample(inputs, 3, rng)
     try:
         staging = tempfile.mkdtemp(
             ".tmp", ".upgrade_export-", os.path.dirname(os.path.abspath(new))
@@ -542,6 +766,9 @@ def upgrade(old, new):
     except OSError as error:
         raise Refusal(f"cannot write beside {new}: {error.strerror}") from None
     try:
+        rng = np.random.default_rng(0)
+        batch, values, expected = run_old(job, os.path.join(staging, "old"), rng)
+        extra = sample(inputs, 3, rng)
         # The model as it was; then, if it runs one batch size only, with the
         # constants that hold that size rebuilt from the input's.
         path = os.path.join(staging, "as_old")
@@ -549,16 +776,18 @@ def upgrade(old, new):
             names = write_new(path, job)
             got = run_new(path, names, values)
         except (tf.errors.OpError, ValueError) as error:
-            message = str(getattr(error, "message", error)).strip().splitlines()[0]
-            raise Refusal(f"cannot rebuild the model without its iterator: {message}") from None
+            raise Refusal(
+                f"cannot rebuild the model without its iterator: {cause(error)}"
+            ) from None
         difference = largest_difference(got, expected)
-        print(f"check: old and new fed the same sample batch of {batch}: ", end="")
-        print(f"largest difference {difference:.3g}")
+        print(f"check: old and new fed the same sample batch of {batch}", end="")
+        print(f"{scalars_fed(inputs, values)}: largest difference {difference:.3g}")
         if not difference <= TOLERANCE:
             raise Refusal(f"the new export would compute other outputs: {new} not written")
         fixes = batch_constants(cut, batch)
         any_batch = os.path.join(staging, "any_batch")
-        if same_rows_at_other_sizes(path, names, values, got, extra):
+        failing = at_other_sizes(path, job, names, values, got, extra)
+        if failing is None:
             print("batch size: any, as the old export")
         elif any_batch_size(any_batch, job, fixes, batch, values, got, extra):
             path = any_batch
@@ -574,10 +803,20 @@ def upgrade(old, new):
             got = run_new(path, names, values)
             if largest_difference(got, expected) > TOLERANCE:
                 raise Refusal(f"the new export would compute other outputs: {new} not written")
-            print(
-                f"batch size: {batch} only, as the old export: its graph holds {batch} "
-                f"where this program cannot safely take it from the input"
+            # Named: the constants that hold the size, those it could not rebuild first.
+            fixed = [name for name, *_ in fixes]
+            held = [name for name in rows_of(cut, batch) if name not in fixed] + fixed
+            names = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+            why = (
+                f"its graph holds {batch} in {names}, where this program cannot safely take "
+                f"it from the input"
+                if held
+                else failing
             )
+            print(f"batch size: {batch} only, as the old export: {why}")
+        left = pipeline_left(path)
+        if left:
+            raise Refusal(f"the new export would keep ops of the pipeline ({', '.join(left)})")
         if os.path.lexists(new):
             raise Refusal(f"{new} appeared while this ran: not replaced")
         go_on()
@@ -585,7 +824,8 @@ def upgrade(old, new):
     finally:
         shutil.rmtree(staging)
     keys = ", ".join(key for key, *_ in inputs) or "nothing"
-    print(f"wrote {new}: its serving_default takes {keys}, with no iterator")
+    print(f"wrote {new}, {kilobytes(new)} ({old}: {kilobytes(old)}): ", end="")
+    print(f"its serving_default takes {keys}, with no iterator")
 
 
 def main(argv):

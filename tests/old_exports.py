@@ -2,16 +2,29 @@
 
     python3 old_exports.py KIND FOLDER
 
-writes FOLDER/export (a SavedModel) and FOLDER/expected.npz: a batch the
-iterator gave (`input`) and what the loaded export computed from it, through
-its own iterator (one array per output key). KIND is one of:
+writes FOLDER/export (a SavedModel), and what the loaded export computed through
+its own iterator: FOLDER/inputs.npz, what the new export is to be fed under each
+of its input keys (the iterator's components the model reads, and the signature
+inputs it reads directly), and FOLDER/expected.npz, its outputs (one array per
+output key). KIND is one of:
 
-    post      the 2018 post's pattern: a shared GRU cell, sequence_length=[10] * 32,
-              a reinitializable iterator whose initializer is dataset_init
-    unnamed   make_initializable_iterator() with its initializer never named,
-              an LSTM, resource variables, two outputs
-    feedable  an iterator behind a string-handle placeholder, dense layers
-    oneshot   a one-shot iterator over data held in the graph
+    post        the 2018 post's pattern: a shared GRU cell, sequence_length=[10] * 32,
+                a reinitializable iterator whose initializer is dataset_init
+    unnamed     make_initializable_iterator() with its initializer never named,
+                an LSTM, resource variables, two outputs
+    feedable    an iterator behind a string-handle placeholder, dense layers
+    oneshot     a one-shot iterator over data held in the graph
+    batchnorm   a convolution and tf.layers.batch_normalization, training= a bool
+                placeholder in the signature (a tf.cond in the graph)
+    frozen_bn   the same, training=False, a Python bool
+    batch_size  an RNN whose zero_state reads the batch_size placeholder that
+                dataset.batch() reads too, a DropoutWrapper's keep_prob placeholder
+    remainder   batch(16, drop_remainder=True): the iterator declares 16 rows
+    metric      an eval signature: logits, predictions and a scalar accuracy
+    dict        a dict element {"x": ..., "y": ...} of unnamed placeholders, two heads
+    padded      padded_batch() of token ids, their lengths computed in map()
+    tfrecord    TFRecord files, parse_single_example, set_shape after get_next()
+    shuffled    a one-shot iterator over NumPy arrays held in the graph, shuffled
 
 It runs on TensorFlow 1.8 as on 2.x (through compat.v1), so it is Python 3.5.
 """
@@ -27,10 +40,26 @@ import tensorflow as tf
 if hasattr(tf, "compat") and hasattr(tf.compat, "v1"):
     tf = tf.compat.v1
     tf.disable_v2_behavior()
+tf.logging.set_verbosity(tf.logging.ERROR)
 
 
-def post(sess, rng):
-    """The 2018 post's graph; returns the outputs, the get_next input, and how to start it."""
+def made(inputs, outputs, train, data, keys, **more):
+    """What a kind builds.
+
+    inputs, outputs: the signature's tensors by key; train: the training op or
+    None; data: the values of the placeholders that start the iterator, by
+    name; keys: the new export's input key for each component of get_next, or
+    None for one no output reads; more: scalars, the values of the signature
+    inputs the model reads directly, by key (fed at every run), and
+    train_feeds, what training feeds on top.
+    """
+    kind = {"inputs": inputs, "outputs": outputs, "train": train, "data": data, "keys": keys}
+    kind.update(scalars=more.get("scalars", {}), train_feeds=more.get("train_feeds", {}))
+    return kind
+
+
+def post(folder, rng):
+    """The 2018 post's graph."""
     batch_size_ph = tf.placeholder(tf.int64, name="batch_size_ph")
     features_data_ph = tf.placeholder(tf.float32, [None, None, 30], "features_data_ph")
     labels_data_ph = tf.placeholder(tf.int32, [None, 5], "labels_data_ph")
@@ -58,10 +87,10 @@ def post(sess, rng):
     }
     inputs = {"batch_size_ph": batch_size_ph, "features_data_ph": features_data_ph}
     inputs["labels_data_ph"] = labels_data_ph
-    return inputs, {"logits": logits}, train, data, data["features_data_ph"][:32]
+    return made(inputs, {"logits": logits}, train, data, ["features_data_ph", None])
 
 
-def unnamed(sess, rng):
+def unnamed(folder, rng):
     """An LSTM over 12 steps of 4 values, its iterator's initializer left unnamed."""
     tf.get_variable_scope().set_use_resource(True)
     signal_ph = tf.placeholder(tf.float32, [None, 12, 4], "signal_ph")
@@ -80,15 +109,15 @@ def unnamed(sess, rng):
     }
     inputs = {"signal_ph": signal_ph, "target_ph": target_ph}
     outputs = {"scores": scores, "classes": tf.argmax(scores, axis=1, name="classes")}
-    return inputs, outputs, train, data, data["signal_ph"][:8]
+    return made(inputs, outputs, train, data, ["signal_ph", None])
 
 
-def feedable(sess, rng):
+def feedable(folder, rng):
     """Dense layers behind a string handle; the training iterator is one of many."""
     handle_ph = tf.placeholder(tf.string, [], "handle_ph")
     rows_ph = tf.placeholder(tf.float32, [None, 6], "rows_ph")
     dataset = tf.data.Dataset.from_tensor_slices((rows_ph, tf.zeros_like(rows_ph[:, 0])))
-    dataset = dataset.batch(5)
+    dataset = dataset.batch(8)
     iterator = tf.data.Iterator.from_string_handle(
         handle_ph, dataset.output_types, dataset.output_shapes
     )
@@ -100,52 +129,292 @@ def feedable(sess, rng):
     y = tf.layers.dense(hidden, 2, name="y")
     train = tf.train.GradientDescentOptimizer(0.1).minimize(tf.reduce_mean(y * y))
     data = {"rows_ph": rng.randn(15, 6).astype(np.float32)}
-    return {"handle": handle_ph}, {"y": y}, train, data, data["rows_ph"][:5]
+    # Which dataset a string handle chooses is not in the graph: no name to give.
+    return made({"handle": handle_ph}, {"y": y}, train, data, ["input", None])
 
 
-def oneshot(sess, rng):
+def oneshot(folder, rng):
     """A one-shot iterator over arrays held in the graph: a signature with no input."""
     points = rng.randn(12, 5).astype(np.float32)
-    dataset = tf.data.Dataset.from_tensor_slices((points, np.arange(12))).batch(4)
+    dataset = tf.data.Dataset.from_tensor_slices((points, np.arange(12))).batch(8)
     point, _index = dataset.make_one_shot_iterator().get_next()
     logits = tf.layers.dense(tf.layers.dense(point, 7, tf.nn.tanh), 3, name="logits")
     probabilities = tf.nn.softmax(logits, name="probabilities")
-    return {}, {"probabilities": probabilities}, None, {}, points[:4]
+    return made({}, {"probabilities": probabilities}, None, {}, ["input", None])
 
 
-KINDS = {"post": post, "unnamed": unnamed, "feedable": feedable, "oneshot": oneshot}
+def images(rng, count):
+    """count 8x8 single-channel images and labels of 3 classes."""
+    return rng.randn(count, 8, 8, 1).astype(np.float32), rng.randint(0, 3, count).astype(np.int64)
 
 
-def start(sess, graph, kind, feeds):
-    """Starts the iterator of a loaded export, as its maker would; returns the run's feeds."""
-    if kind == "post":
-        sess.run(graph.get_operation_by_name("dataset_init"), feeds)
-    elif kind == "unnamed":
-        # Never named: found by its type, as docs/serving-and-tf2.md shows.
-        (init,) = [op for op in graph.get_operations() if op.type == "MakeIterator"]
-        sess.run(init, feeds)
-    elif kind == "feedable":
-        sess.run(tf.get_collection("train_init"), feeds)
-        handle = sess.run(tf.get_collection("train_handle")[0])
-        return {"handle_ph:0": handle}
+def convolution(training):
+    """A classifier of 8x8 images with batch norm; training: a bool tensor or a Python bool."""
+    images_ph = tf.placeholder(tf.float32, [None, 8, 8, 1], "images_ph")
+    labels_ph = tf.placeholder(tf.int64, [None], "labels_ph")
+    dataset = tf.data.Dataset.from_tensor_slices((images_ph, labels_ph)).batch(16)
+    iterator = dataset.make_initializable_iterator()
+    image, label = iterator.get_next()
+    hidden = tf.layers.conv2d(image, 4, 3, padding="same", use_bias=False, name="conv1")
+    hidden = tf.layers.batch_normalization(hidden, training=training, name="bn1")
+    hidden = tf.layers.flatten(tf.nn.relu(hidden))
+    logits = tf.layers.dense(hidden, 3, name="logits")
+    loss = tf.losses.sparse_softmax_cross_entropy(label, logits)
+    # The moving averages update in training, as the batch norm docs say to.
+    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+        train = tf.train.AdamOptimizer(1e-2).minimize(loss)
+    return images_ph, labels_ph, logits, train
+
+
+def batchnorm(folder, rng):
+    """Batch norm whose mode is a placeholder of the signature."""
+    is_training = tf.placeholder(tf.bool, [], "is_training")
+    images_ph, labels_ph, logits, train = convolution(is_training)
+    data = dict(zip(("images_ph", "labels_ph"), images(rng, 48)))
+    inputs = {"images": images_ph, "labels": labels_ph, "is_training": is_training}
+    return made(
+        inputs,
+        {"logits": logits},
+        train,
+        data,
+        ["images", None],
+        scalars={"is_training": False},
+        train_feeds={"is_training:0": True},
+    )
+
+
+def frozen_bn(folder, rng):
+    """Batch norm built for inference: training=False, a Python bool."""
+    images_ph, labels_ph, logits, train = convolution(False)
+    data = dict(zip(("images_ph", "labels_ph"), images(rng, 48)))
+    inputs = {"images": images_ph, "labels": labels_ph}
+    return made(inputs, {"logits": logits}, train, data, ["images", None])
+
+
+def batch_size(folder, rng):
+    """The classic TF1 RNN: batch_size sizes the batches and the zero state; keep_prob."""
+    batch_size = tf.placeholder(tf.int64, [], "batch_size")
+    keep_prob = tf.placeholder(tf.float32, [], "keep_prob")
+    x_ph = tf.placeholder(tf.float32, [None, 7, 3], "x_ph")
+    y_ph = tf.placeholder(tf.int64, [None], "y_ph")
+    dataset = tf.data.Dataset.from_tensor_slices((x_ph, y_ph)).batch(batch_size)
+    iterator = dataset.make_initializable_iterator()
+    x, y = iterator.get_next()
+    cell = tf.nn.rnn_cell.DropoutWrapper(
+        tf.nn.rnn_cell.LSTMCell(6), output_keep_prob=keep_prob, seed=1
+    )
+    state = cell.zero_state(tf.cast(batch_size, tf.int32), tf.float32)
+    outputs, _ = tf.nn.dynamic_rnn(cell, x, initial_state=state)
+    logits = tf.layers.dense(outputs[:, -1], 4, name="logits")
+    train = tf.train.AdamOptimizer(1e-2).minimize(tf.losses.sparse_softmax_cross_entropy(y, logits))
+    data = {
+        "x_ph": rng.randn(40, 7, 3).astype(np.float32),
+        "y_ph": rng.randint(0, 4, 40).astype(np.int64),
+        "batch_size:0": np.int64(20),
+    }
+    inputs = {"x": x_ph, "y": y_ph, "batch_size": batch_size, "keep_prob": keep_prob}
+    return made(
+        inputs,
+        {"logits": logits},
+        train,
+        data,
+        ["x", None],
+        scalars={"batch_size": np.int64(20), "keep_prob": np.float32(1.0)},
+        train_feeds={"keep_prob:0": 0.8},
+    )
+
+
+def remainder(folder, rng):
+    """Batches of exactly 16: the iterator declares (16, 12)."""
+    rows_ph = tf.placeholder(tf.float32, [None, 12], "rows_ph")
+    targets_ph = tf.placeholder(tf.float32, [None, 2], "targets_ph")
+    dataset = tf.data.Dataset.from_tensor_slices((rows_ph, targets_ph))
+    try:
+        dataset = dataset.batch(16, drop_remainder=True)
+    except TypeError:  # TensorFlow 1.8: the transformation of tf.contrib.data.
+        dataset = dataset.apply(tf.contrib.data.batch_and_drop_remainder(16))
+    rows, targets = dataset.make_initializable_iterator().get_next()
+    hidden = tf.layers.dense(rows, 10, tf.nn.relu, name="hidden")
+    predictions = tf.layers.dense(hidden, 2, name="predictions")
+    train = tf.train.AdamOptimizer(1e-2).minimize(
+        tf.losses.mean_squared_error(targets, predictions)
+    )
+    data = {"rows_ph": rng.randn(50, 12).astype(np.float32)}
+    data["targets_ph"] = rng.randn(50, 2).astype(np.float32)
+    inputs = {"rows": rows_ph, "targets": targets_ph}
+    return made(inputs, {"predictions": predictions}, train, data, ["rows", None])
+
+
+def metric(folder, rng):
+    """An eval signature: logits and predictions per row, and the batch's accuracy."""
+    features_ph = tf.placeholder(tf.float32, [None, 10], "features_ph")
+    labels_ph = tf.placeholder(tf.int64, [None], "labels_ph")
+    dataset = tf.data.Dataset.from_tensor_slices((features_ph, labels_ph)).batch(40)
+    features, labels = dataset.make_initializable_iterator().get_next()
+    logits = tf.layers.dense(tf.layers.dense(features, 16, tf.nn.relu), 10, name="logits")
+    predictions = tf.argmax(logits, 1, name="predictions")
+    accuracy = tf.reduce_mean(tf.cast(tf.equal(predictions, labels), tf.float32))
+    train = tf.train.AdamOptimizer(1e-2).minimize(
+        tf.losses.sparse_softmax_cross_entropy(labels, logits)
+    )
+    data = {
+        "features_ph": rng.randn(80, 10).astype(np.float32),
+        "labels_ph": rng.randint(0, 10, 80).astype(np.int64),
+    }
+    outputs = {"logits": logits, "predictions": predictions, "accuracy": accuracy}
+    inputs = {"features": features_ph, "labels": labels_ph}
+    return made(inputs, outputs, train, data, ["features", "labels"])
+
+
+def dict_element(folder, rng):
+    """A dict element of placeholders never named, and two heads."""
+    x_ph = tf.placeholder(tf.float32, [None, 4])
+    y_ph = tf.placeholder(tf.float32, [None, 3])
+    dataset = tf.data.Dataset.from_tensor_slices({"x": x_ph, "y": y_ph}).batch(10)
+    element = dataset.make_initializable_iterator().get_next()
+    both = tf.concat([element["x"], tf.layers.dense(element["y"], 4)], 1)
+    score = tf.layers.dense(both, 1, name="score")
+    kind = tf.layers.dense(both, 3, name="kind")
+    train = tf.train.AdamOptimizer(1e-2).minimize(tf.reduce_mean(score * score))
+    data = {x_ph.op.name: rng.randn(30, 4).astype(np.float32)}
+    data[y_ph.op.name] = rng.randn(30, 3).astype(np.float32)
+    outputs = {"score": score, "kind": kind}
+    # The dict's components come in the order of its sorted keys.
+    return made({"x": x_ph, "y": y_ph}, outputs, train, data, ["x", "y"])
+
+
+def padded(folder, rng):
+    """Token ids padded by padded_batch(), their lengths computed in map()."""
+    tokens_ph = tf.placeholder(tf.int32, [None, 9], "tokens_ph")
+
+    def trimmed(tokens):
+        length = tf.reduce_sum(tf.cast(tokens > 0, tf.int32))
+        return tokens[:length], length
+
+    dataset = tf.data.Dataset.from_tensor_slices(tokens_ph).map(trimmed)
+    dataset = dataset.padded_batch(8, padded_shapes=([None], []))
+    tokens, lengths = dataset.make_initializable_iterator().get_next()
+    embedding = tf.get_variable("embedding", [20, 5])
+    sequences = tf.nn.embedding_lookup(embedding, tokens)
+    _, state = tf.nn.dynamic_rnn(
+        tf.nn.rnn_cell.GRUCell(6), sequences, sequence_length=lengths, dtype=tf.float32
+    )
+    logits = tf.layers.dense(state, 2, name="logits")
+    train = tf.train.AdamOptimizer(1e-2).minimize(tf.reduce_mean(logits * logits))
+    lengths_data = rng.randint(2, 10, 24)
+    tokens_data = rng.randint(1, 20, (24, 9)).astype(np.int32)
+    tokens_data[np.arange(9) >= lengths_data[:, None]] = 0
+    # Computed by map(): no placeholder names them.
+    return made(
+        {"tokens": tokens_ph},
+        {"logits": logits},
+        train,
+        {"tokens_ph": tokens_data},
+        [
+            "input_0",
+            "input_1",
+        ],
+    )
+
+
+def tfrecord(folder, rng):
+    """TFRecord files, parsed per example; the batch's shape set after get_next()."""
+    files = [os.path.join(folder, "part-{}.tfrecord".format(i)) for i in range(2)]
+    for number, path in enumerate(files):
+        writer = tf.python_io.TFRecordWriter(path)
+        for _ in range(12):
+            features = {
+                "pixels": tf.train.Feature(float_list=tf.train.FloatList(value=rng.randn(16))),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[number])),
+            }
+            example = tf.train.Example(features=tf.train.Features(feature=features))
+            writer.write(example.SerializeToString())
+        writer.close()
+    filenames_ph = tf.placeholder(tf.string, [None], "filenames_ph")
+    spec = {
+        "pixels": tf.FixedLenFeature([16], tf.float32),
+        "label": tf.FixedLenFeature([], tf.int64),
+    }
+
+    def parse(record):
+        parsed = tf.parse_single_example(record, spec)
+        return parsed["pixels"], parsed["label"]
+
+    dataset = tf.data.TFRecordDataset(filenames_ph).map(parse).batch(8)
+    pixels, labels = dataset.make_initializable_iterator().get_next()
+    pixels.set_shape([8, 16])  # As code that knew its batch size did.
+    logits = tf.layers.dense(tf.layers.dense(pixels, 12, tf.nn.relu), 2, name="logits")
+    train = tf.train.AdamOptimizer(1e-2).minimize(
+        tf.losses.sparse_softmax_cross_entropy(labels, logits)
+    )
+    data = {"filenames_ph": np.array(files)}
+    return made({"filenames": filenames_ph}, {"logits": logits}, train, data, ["input", None])
+
+
+def shuffled(folder, rng):
+    """A one-shot iterator over a training set held in the graph, shuffled and repeated."""
+    pixels = rng.randn(500, 64).astype(np.float32)
+    labels = rng.randint(0, 4, 500).astype(np.int64)
+    dataset = tf.data.Dataset.from_tensor_slices((pixels, labels))
+    dataset = dataset.shuffle(500, seed=3).repeat().batch(25)
+    features, label = dataset.make_one_shot_iterator().get_next()
+    logits = tf.layers.dense(features, 4, name="logits")
+    train = tf.train.AdamOptimizer(1e-2).minimize(
+        tf.losses.sparse_softmax_cross_entropy(label, logits)
+    )
+    return made({}, {"logits": logits}, train, {}, ["input", None])
+
+
+KINDS = {
+    "post": post,
+    "unnamed": unnamed,
+    "feedable": feedable,
+    "oneshot": oneshot,
+    "batchnorm": batchnorm,
+    "frozen_bn": frozen_bn,
+    "batch_size": batch_size,
+    "remainder": remainder,
+    "metric": metric,
+    "dict": dict_element,
+    "padded": padded,
+    "tfrecord": tfrecord,
+    "shuffled": shuffled,
+}
+
+
+def start(sess, graph, feeds):
+    """Starts the iterator of an export, as its maker would; returns the run's feeds."""
+    if graph.get_collection("train_init"):  # A feedable iterator: the training one's handle.
+        sess.run(graph.get_collection("train_init"), feeds)
+        return {"handle_ph:0": sess.run(graph.get_collection("train_handle")[0])}
+    # Named or not, every initializer is a MakeIterator op; a one-shot iterator has none.
+    sess.run([op for op in graph.get_operations() if op.type == "MakeIterator"], feeds)
     return {}
 
 
+def tensor_name(name):
+    return name if ":" in name else name + ":0"
+
+
 def main(kind, folder):
-    make = KINDS[kind]
     export = os.path.join(folder, "export")
     rng = np.random.RandomState(0)
-    with tf.Graph().as_default(), tf.Session() as sess:
+    with tf.Graph().as_default() as graph, tf.Session() as sess:
         tf.set_random_seed(0)
-        inputs, outputs, train, data, batch = make(sess, rng)
-        placeholders = {name + ":0": value for name, value in data.items()}
+        built = KINDS[kind](folder, rng)
+        feeds = {tensor_name(name): value for name, value in built["data"].items()}
         sess.run(tf.global_variables_initializer())
-        if train is not None:
-            run_feeds = start(sess, tf.get_default_graph(), kind, placeholders)
-            sess.run(train, run_feeds)  # One step: optimizer slots exist, as in a real export.
+        if built["train"] is not None:
+            run_feeds = start(sess, graph, feeds)
+            for key, value in built["scalars"].items():
+                run_feeds[built["inputs"][key]] = value
+            run_feeds.update(built["train_feeds"])
+            for _ in range(2):  # Optimizer slots and moving averages move, as in a real export.
+                sess.run(built["train"], run_feeds)
+        info = tf.saved_model.utils.build_tensor_info
         signature = tf.saved_model.signature_def_utils.build_signature_def(
-            inputs={k: tf.saved_model.utils.build_tensor_info(v) for k, v in inputs.items()},
-            outputs={k: tf.saved_model.utils.build_tensor_info(v) for k, v in outputs.items()},
+            inputs={key: info(tensor) for key, tensor in built["inputs"].items()},
+            outputs={key: info(tensor) for key, tensor in built["outputs"].items()},
             method_name="tensorflow/serving/predict",
         )
         builder = tf.saved_model.builder.SavedModelBuilder(export)
@@ -153,13 +422,23 @@ def main(kind, folder):
             sess, ["serve"], signature_def_map={"serving_default": signature}
         )
         builder.save()
-    # What the export computes through its own iterator, loaded afresh.
+    # What the export computes through its own iterator, loaded afresh, and
+    # the components of the batch it computed that from.
     with tf.Graph().as_default() as graph, tf.Session() as sess:
         meta = tf.saved_model.loader.load(sess, ["serve"], export)
-        run_feeds = start(sess, graph, kind, placeholders)
-        fetches = {k: v.name for k, v in meta.signature_def["serving_default"].outputs.items()}
+        signature = meta.signature_def["serving_default"]
+        run_feeds = start(sess, graph, feeds)
+        for key, value in built["scalars"].items():
+            run_feeds[signature.inputs[key].name] = value
+        (get_next,) = [op for op in graph.get_operations() if op.type.startswith("IteratorGetNext")]
+        fetches = {key: info.name for key, info in signature.outputs.items()}
+        fetches["components"] = list(get_next.outputs)
         expected = sess.run(fetches, run_feeds)
-    np.savez(os.path.join(folder, "expected.npz"), input=batch, **expected)
+    components = expected.pop("components")
+    inputs = {key: value for key, value in zip(built["keys"], components) if key}
+    inputs.update(built["scalars"])
+    np.savez(os.path.join(folder, "inputs.npz"), **inputs)
+    np.savez(os.path.join(folder, "expected.npz"), **expected)
 
 
 if __name__ == "__main__":
