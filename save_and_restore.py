@@ -690,7 +690,8 @@ def check_export(export_dir):
     if not os.path.isdir(export_dir):
         what = "is not a directory" if os.path.lexists(export_dir) else "does not exist"
         raise UsageError(
-            "{} {}: run the full tutorial first to export a model".format(export_dir, what)
+            "{} {} (looked for {}): run the full tutorial first to export a model, "
+            "or point --export-dir at one".format(export_dir, what, os.path.abspath(export_dir))
         )
     if not os.listdir(export_dir):
         raise UsageError("{} is empty: it holds no SavedModel".format(export_dir))
@@ -1009,6 +1010,22 @@ def explain_stop(checkpoint_dir):
     print("Run the same command without --max-steps to resume from {}.".format(path))
 
 
+@contextlib.contextmanager
+def stderr_hidden():
+    """Sends what is written to stderr in the block to /dev/null, C++ logs included."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run(args, export_dir):
     """Runs the tutorial as args say; returns the exit status (0 match, 1 mismatch)."""
     features_array, labels_array = make_data()
@@ -1021,7 +1038,9 @@ def run(args, export_dir):
             explain_stop(args.checkpoint_dir)
             return 0
         if args.show_pitfall:
-            with one_line_errors("cannot load {}: {reason}", export_dir):
+            # TensorFlow 2 logs the step the pitfall makes fail, as a warning
+            # on stderr: the error itself is printed and explained below.
+            with one_line_errors("cannot load {}: {reason}", export_dir), stderr_hidden():
                 pitfall = show_pitfall(export_dir, features_array, labels_array, args.batch_size)
             explain_pitfall(pitfall)
         print()

@@ -32,11 +32,18 @@ features = rng.randn(64, 10, 30).astype(np.float32)
 labels = np.eye(5)[rng.randint(0, 5, 64)].astype(np.float32)
 
 # The TF1 run's latest checkpoint: its weights, Adam's two moments, its step.
-tf1_path = tf.train.latest_checkpoint("ckpt")
+try:
+    tf1_path = tf.train.latest_checkpoint("ckpt")
+except ValueError:  # A ckpt/checkpoint file that names no checkpoint.
+    tf1_path = None
 if tf1_path is None:
     sys.exit(NO_CHECKPOINT)
 tf1 = tf.train.load_checkpoint(tf1_path)
+if not {"global_step", "dense/kernel"} <= set(tf1.get_variable_to_shape_map()):
+    sys.exit(f"{tf1_path} is not a checkpoint of the tutorial's model: it cannot be finished here.")
 tf1_step = int(tf1.get_tensor("global_step"))
+if tf1_step >= TRAIN_STEPS:
+    sys.exit(f"{tf1_path} is at step {tf1_step}, the end of training: nothing is left to finish.")
 model = build_model()
 model.set_weights(keras_weights(tf1.get_tensor))
 # TF1's Adam has epsilon 1e-8; Keras's default, 1e-7, trains another model.

@@ -3,11 +3,6 @@
 import os
 import sys
 
-try:
-    from tf1_cells import keras_rnn_weights  # Beside this file; it needs numpy alone.
-except ModuleNotFoundError:
-    sys.exit("No tf1_cells.py beside to_keras3.py: copy it from examples/ too.")
-
 if __name__ == "__main__":
     # What it reads and writes, checked before TensorFlow's import, which takes seconds.
     if not os.path.isfile("simple/saved_model.pb"):
@@ -17,6 +12,10 @@ if __name__ == "__main__":
             sys.exit(f"{output} already exists here: this program never replaces it.")
     if not os.access(".", os.W_OK):
         sys.exit(f"Cannot write in {os.getcwd()}: run this program in a folder you can write to.")
+try:
+    from tf1_cells import keras_rnn_weights  # Beside this file.
+except ModuleNotFoundError:
+    sys.exit("No tf1_cells.py beside to_keras3.py: copy it from examples/ too.")
 
 import keras
 import numpy as np

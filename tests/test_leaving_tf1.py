@@ -143,7 +143,10 @@ def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path
     # The Keras 3 export serves `features` alone, as the page shows, and as a layer.
     printed, shown = code_blocks(MOVE, "text")[:2]
     assert_same_output(printed, moved[0])
-    command, block = shown.split("\n", 1)
+    make, command, block = shown.split("\n", 2)
+    # The page's own x.npy: the three sequences the test fed the layer above.
+    subprocess.run([sys.executable, *shlex.split(make[2:])[1:]], cwd=str(tmp_path), check=True)
+    assert np.array_equal(np.load(str(tmp_path / "x.npy")), features)
     assert command.startswith("$ saved_model_cli run ")
     served = saved_model_cli(*shlex.split(command)[2:], cwd=str(tmp_path))
     assert served.returncode == 0, served.stderr[-3000:]
@@ -213,9 +216,15 @@ def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_
     shuffled = run_main(tmp_path / "shuffled", "--shuffle")
     stop_tf1_run(run_main, tmp_path / "shuffled", 2, "--shuffle")
     runs.append((tmp_path / "shuffled", finish))
-    # Last, the killed finish, run again: it resumes from its own checkpoint.
+    # The killed finish, run again: it resumes from its own checkpoint.
     runs.append((cut, finish))
+    # Last, a TF1 run already at its end: nothing to finish, in one line.
+    stop_tf1_run(run_main, tmp_path / "done", 4)
+    runs.append((tmp_path / "done", finish))
     results = run_in_turn(runs)
+    done = "ckpt/model.ckpt-4 is at step 4, the end of training: nothing is left to finish."
+    assert results[8] == ("", done), results[8]
+    assert not (tmp_path / "done" / "finished.keras").exists()
 
     tf1_lines = training_lines(full.stdout)
     for steps, (stdout, status) in zip((1, 2, 3), results):

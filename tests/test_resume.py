@@ -96,18 +96,19 @@ def test_docs_show_what_stopping_and_resuming_print(tmp_path, run_main):
         ["--checkpoint-dir", "ckpt", "--max-steps", "2"],
         ["--checkpoint-dir", "ckpt"],
     ]
-    # The resumed run is a new process, as a user's is; the others may run here.
+    # In the page's order. The resumed run is a new process, as a user's is;
+    # the others may run here.
     result = run_main(tmp_path, *stop[0])
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_output(stop[1], result.stdout)
+    result = run_script(tmp_path, *resume[0])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_output(resume[1], result.stdout)
     # --max-steps behind the checkpoint: one line, and nothing trained or written.
     before = snapshot(str(tmp_path))
     line = assert_refused(run_main(tmp_path, *behind[0]), "--max-steps 2 is behind")
     assert_same_output(behind[1], line + "\n")
     assert snapshot(str(tmp_path)) == before
-    result = run_script(tmp_path, *resume[0])
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert_same_output(resume[1], result.stdout)
 
 
 def test_the_folder_keeps_two_checkpoints_across_resumed_runs(tmp_path, run_main):

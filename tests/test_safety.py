@@ -230,7 +230,9 @@ def test_restore_only_on_a_missing_path(tmp_path, run_main):
 
 def test_the_safety_page_shows_what_a_missing_export_prints(tmp_path, run_main):
     (block,) = code_blocks("Bad input: one line, exit status 2", "text")
-    command, *printed = block.splitlines()
+    # Run from another folder: the line names where it looked.
+    cd, command, *printed = block.replace("/home/you/work", str(tmp_path)).splitlines()
+    assert cd == f"$ cd {tmp_path}"
     assert command.startswith("$ python3 save_and_restore.py ")
     result = run_main(tmp_path, *command.split()[3:])
     assert result.returncode == 2

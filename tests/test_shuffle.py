@@ -65,8 +65,10 @@ def test_shuffle_resumes_as_if_never_stopped(full_run, tmp_path, run_main, sar):
 
     # The page's transcript: a stop at step 2, and the resume, in a new process.
     (stop, resume), (refused,) = [transcript(block) for block in code_blocks(SHUFFLED, "text")]
-    assert stop[0] == ["--shuffle", "--checkpoint-dir", "ckpt_shuffled", "--max-steps", "2"]
-    assert resume[0] == ["--shuffle", "--checkpoint-dir", "ckpt_shuffled"]
+    # In an export folder of its own: simple/, which other pages read, stays the plain run's.
+    resume_args = ["--shuffle", "--checkpoint-dir", "ckpt_shuffled", "--export-dir", "shuffled"]
+    assert stop[0] == resume_args + ["--max-steps", "2"]
+    assert resume[0] == resume_args
     folder = tmp_path / "page"
     folder.mkdir()
     assert_same_output(stop[1], run_main(folder, *stop[0]).stdout)
@@ -74,8 +76,10 @@ def test_shuffle_resumes_as_if_never_stopped(full_run, tmp_path, run_main, sar):
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_output(resume[1], result.stdout)
     assert training_lines(result.stdout) == training_lines(whole.stdout)[2:]
-    assert from_saving(result.stdout) == from_saving(whole.stdout)
-    assert np.array_equal(np.load(str(folder / EXPECTED)), expected)
+    assert from_saving(result.stdout) == from_saving(whole.stdout).replace("simple", "shuffled")
+    assert not (folder / "simple").exists()
+    shuffled_expected = os.path.join("shuffled", "assets.extra", "expected_logits.npy")
+    assert np.array_equal(np.load(str(folder / shuffled_expected)), expected)
 
     # The checkpoint holds no iterator state, and is smaller than a plain one's.
     ckpt = str(folder / "ckpt_shuffled")

@@ -187,6 +187,12 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
     )
     (through_iterator,) = arrays(made.out)
     old = snapshot(str(tmp_path / "old_export"))
+    # saved_model_cli cannot run it: the page's commands, its error among the lines.
+    (block,) = [b for b in code_blocks("An export to try it on", "text") if "saved_model_cli" in b]
+    make, serve, error = block.splitlines()
+    subprocess.run([sys.executable, *shlex.split(make[2:])[1:]], cwd=str(tmp_path), check=True)
+    failed = saved_model_cli(*shlex.split(serve[2:])[1:], cwd=str(tmp_path))
+    assert failed.returncode == 1 and error in failed.stderr.splitlines(), failed.stderr[-3000:]
 
     command = "python3 examples/upgrade_export.py old_export new_export"
     env = keras3_env()
@@ -228,7 +234,7 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
 
     # In one process: ONNX, converted as printed (`python3 -m tf2onnx.convert ...`);
     # then the kept iterator, the TF2 signature and Keras 3 layer, and ONNX Runtime.
-    (convert,) = code_blocks(serving, "sh")
+    convert = code_blocks(serving, "sh")[0].splitlines()[-1]
     (tmp_path / "convert.py").write_text(
         f"import runpy, sys\nsys.argv = {shlex.split(convert)[2:]!r}\n"
         "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
