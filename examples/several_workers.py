@@ -22,9 +22,10 @@ as this program with its TF_CONFIG, and waits for them. With TF_CONFIG instead,
 it is one of those processes, on any machine. The chief writes its checkpoints
 in --checkpoint-dir and, once every worker is done, the tutorial's export in
 --export-dir (simple). Needs save_and_restore.py in the folder above this one.
-Exits 0 when done (or stopped at --max-steps), 1 when something failed, 2 on bad
-input; stopped by Ctrl-C or kill, 130 or 143, and each process says in one line
-what it leaves.
+Exits 0 when done (or stopped at --max-steps), 2 on bad input, 1 when something
+else failed (--local-workers: the status of the first process that failed);
+stopped by Ctrl-C or kill, 130 or 143, and each process says in one line what
+it leaves.
 """
 
 # TF 1.8 runs this too, on Python 3.5, which has no f-strings: str.format it is.
@@ -96,9 +97,13 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 def positive_int(text):
     """Parses a command-line value that must be a positive integer."""
-    if not text.isdigit() or int(text) < 1:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
         raise argparse.ArgumentTypeError("must be a positive integer, not {!r}".format(text))
-    return int(text)
+    return value
 
 
 def parse_args(argv):
@@ -230,8 +235,12 @@ def lock_checkpoint_dir(checkpoint_dir):
     """Makes checkpoint_dir if it is new, and locks it; returns the lock's descriptor."""
     import fcntl
 
-    if not os.path.isdir(checkpoint_dir):
+    try:
         os.mkdir(checkpoint_dir)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise Refusal("cannot make --checkpoint-dir {}: {}".format(checkpoint_dir, error.strerror))
     # The lock is on the folder itself: it leaves no file behind, and the
     # system releases it when the last process holding it ends, even by SIGKILL.
     descriptor = os.open(checkpoint_dir, os.O_RDONLY)
@@ -341,7 +350,9 @@ def launch(args, lock):
     else:
         status = status_text(failed[1])
         said = "{} ended with status {}, so the others were stopped".format(failed[0], status)
-    print("{}; {}".format(said, resume), file=sys.stderr)
+        if status == 2:  # It refused to start, and said why: the same command would too.
+            resume = "{}, the chief's last checkpoint, is as it was".format(path) if path else ""
+    print("; ".join(part for part in (said, resume) if part), file=sys.stderr)
     return status
 
 

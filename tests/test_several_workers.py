@@ -305,8 +305,9 @@ def one_worker_killed(tmp_path_factory, worker_id):
         killed = finish(worker, printed)
         again = finish(start(started, folder, *args, tf_config=config))
         results = {"killed": killed, "again": again, "chief": finish(chief), "ps": finish(ps)}
-        # The chief of a cluster of three workers refuses the checkpoint of two.
-        results["three"] = run(folder, *args, tf_config=cluster_config("worker", 0, workers=3))
+        # Three workers on the checkpoint of two: the chief refuses it, and the
+        # launcher stops the others.
+        results["three"] = run(folder, "--local-workers", "3", *args)
         return results
 
     return once(tmp_path_factory, worker_id, "one_worker_killed", scenario)
@@ -492,16 +493,29 @@ def test_the_page_shows_the_worker_killed_and_restarted(one_worker_killed):
     assert_shown(shown[1], results["again"])
 
 
-def test_a_checkpoint_of_another_cluster_size_is_refused(one_worker_killed):
+def test_a_process_that_fails_stops_the_others_in_one_line_each(one_worker_killed):
     _, results = one_worker_killed
     status, stdout, stderr = results["three"]
-    assert status == 2 and stdout == ""
-    assert script_stderr(stderr) == [
-        (
-            "worker 0: error: cannot resume from ckpt/model.ckpt-8: it was written by 2 workers, "
-            "not 3: resume it with as many, or start anew in another --checkpoint-dir"
-        )
-    ]
+    assert status == 2
+    assert stdout.splitlines()[0].startswith("Cluster on this machine: ps 127.0.0.1:")
+    assert steps(stdout) == []
+    lines = script_stderr(stderr)
+    assert lines[-1] == (
+        "worker 0 ended with status 2, so the others were stopped; ckpt/model.ckpt-8, the "
+        "chief's last checkpoint, is as it was"
+    )
+    assert (
+        "worker 0: error: cannot resume from ckpt/model.ckpt-8: it was written by 2 workers, "
+        "not 3: resume it with as many, or start anew in another --checkpoint-dir"
+    ) in lines
+    # The others, still starting or waiting for the chief: one line each.
+    others = sorted(
+        line.split(": ", 1)[0] for line in lines[:-1] if not line.startswith("worker 0")
+    )
+    assert others == ["ps 0", "worker 1", "worker 2"], lines
+    assert all(": interrupted by SIGTERM" in line for line in lines[:-1] if " error: " not in line)
+    ckpt = one_worker_killed[0] / "ckpt"
+    assert sorted(os.listdir(str(ckpt)))[-2:] == checkpoint_files(8)
 
 
 # -----------------------------------------------------------------------------
