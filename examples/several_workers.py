@@ -496,6 +496,20 @@ def session_config(*devices):
     return tf.ConfigProto(device_filters=list(devices), device_count={"GPU": 0})
 
 
+# The sessions on the cluster, never closed: closing one asks the parameter
+# server to let go of it, and waits, as long as it takes, for a parameter
+# server that may have ended (the chief's last act ends it). The process ends
+# with os._exit, which runs no finalizer that would close them.
+SESSIONS = []
+
+
+def cluster_session(server, *devices):
+    """A session on this process's server that sees only these devices, kept open."""
+    sess = tf.Session(server.target, config=session_config(*devices))
+    SESSIONS.append(sess)
+    return sess
+
+
 def start_server(cluster, kind, index):
     """Starts this process's tf.train.Server; raises UsageError, in one line, if it cannot."""
     address = cluster.as_dict()[kind][index]
@@ -674,26 +688,26 @@ def run_worker(cluster, worker, args):
         if path:  # Before the server starts: a refusal needs no cluster.
             check_checkpoint(path, ops.saved, num_workers)
         server = start_server(cluster, "worker", worker)
-        with tf.Session(server.target, config=session_config("/job:ps", here)) as sess:
-            checkpoints = None
-            if chief:
-                said = prepare(sess, ops, args.checkpoint_dir)
-                if said:
-                    say(said)
-                checkpoints = STATE["checkpoints"] = Checkpoints(sess, ops, args.checkpoint_dir)
-            else:
-                # The chief restores or initializes the model, the counts last.
-                while not sess.run(ops.ready):
-                    time.sleep(POLL_SECONDS)
-            count = train(sess, ops, worker, num_workers, args.max_steps, checkpoints)
-            if count < STATE["last"]:
-                say("stopped as --max-steps asked, after its step {}".format(count))
-            elif not chief:
-                say("done: {} epochs of its shard".format(sar.EPOCHS))
-            if not chief:
-                return 0
-            counts = wait_for_the_workers(checkpoints, last_steps(num_workers, args.max_steps))
-            sess.run(ops.done)
+        sess = cluster_session(server, "/job:ps", here)
+        checkpoints = None
+        if chief:
+            said = prepare(sess, ops, args.checkpoint_dir)
+            if said:
+                say(said)
+            checkpoints = STATE["checkpoints"] = Checkpoints(sess, ops, args.checkpoint_dir)
+        else:
+            # The chief restores or initializes the model, the counts last.
+            while not sess.run(ops.ready):
+                time.sleep(POLL_SECONDS)
+        count = train(sess, ops, worker, num_workers, args.max_steps, checkpoints)
+        if count < STATE["last"]:
+            say("stopped as --max-steps asked, after its step {}".format(count))
+        elif not chief:
+            say("done: {} epochs of its shard".format(sar.EPOCHS))
+        if not chief:
+            return 0
+        counts = wait_for_the_workers(checkpoints, last_steps(num_workers, args.max_steps))
+        sess.run(ops.done)
     line = "{} holds the model and the batches each worker read: {}"
     say(line.format(checkpoints.path, ", ".join(str(count) for count in counts)))
     if (counts < last_steps(num_workers)).any():
@@ -714,9 +728,9 @@ def serve(cluster, index):
         _, _, training_done = build_positions(len(cluster.as_dict()["worker"]))
         done_initialized = tf.is_variable_initialized(training_done)
         devices = ("/job:ps/task:0", "/job:ps/task:{}".format(index))
-        with tf.Session(server.target, config=session_config(*devices)) as sess:
-            while not (sess.run(done_initialized) and sess.run(training_done)):
-                time.sleep(POLL_SECONDS)
+        sess = cluster_session(server, *devices)
+        while not (sess.run(done_initialized) and sess.run(training_done)):
+            time.sleep(POLL_SECONDS)
     say("the chief has saved its last checkpoint: ends")
 
 
@@ -755,6 +769,15 @@ def explain_interrupt(signum, kind, export_dir, export_before):
     return said + "; the previous export is in place in {}".format(export_dir)
 
 
+def lost_reason(error):
+    """What TensorFlow says of a server it lost: the first line of its message that says why."""
+    # The message starts with headers: "Graph execution error:", "From /job:ps/...:".
+    header = re.compile(r"(\w+: )?(Graph execution error|From /job:)")
+    lines = [line.strip() for line in error.message.splitlines()]
+    said = [line for line in lines if re.search("[a-z]", line) and not header.match(line)]
+    return said[0] if said else type(error).__name__
+
+
 def main(args, cluster_spec, kind, index):
     """Runs this process of the cluster; returns its exit status."""
     sar.setup_tensorflow()
@@ -781,11 +804,16 @@ def main(args, cluster_spec, kind, index):
     except (tf.errors.UnavailableError, tf.errors.AbortedError) as error:
         # A parameter server is gone, and with it the model: nothing to train.
         line = "{}: lost the parameter server ({}); the chief's last checkpoint resumes the run"
-        print(line.format(NAME, sar.reason(error)), file=sys.stderr)
+        print(line.format(NAME, lost_reason(error)), file=sys.stderr)
         return 1
     finally:
         stop_signals.uninstall()
 
 
 if __name__ == "__main__":
-    sys.exit(main(ARGS, CLUSTER, KIND, INDEX))
+    STATUS = main(ARGS, CLUSTER, KIND, INDEX)
+    # Python's own exit would close the sessions on the cluster, and wait for
+    # servers that may be gone (SESSIONS): the process ends here.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(STATUS)
