@@ -593,7 +593,7 @@ class Checkpoints:
 def train_step(sess, step, worker, last, length):
     """Runs one step of this worker and prints what it read; returns the worker's new count."""
     # A signal that comes during a step takes effect after its line is printed
-    # (StopSignals): what a worker printed is what it trained on.
+    # (main's StopSignals): what a worker printed is what it trained on.
     values = sess.run(step)
     count = int(values["counts"][worker])
     epoch, batch = divmod(count - 1, length)
@@ -783,7 +783,11 @@ def main(args, cluster_spec, kind, index):
     sar.setup_tensorflow()
     cluster = tf.train.ClusterSpec(cluster_spec)
     export_before = sar.identity(args.export_dir)
-    stop_signals = sar.StopSignals(protected=(train_step, sar.swap_into_place, sar.remove_staging))
+    # A signal takes effect as the run leaves these: a step once its line is
+    # printed, a graph once it is built (TensorFlow's scopes, cut short, break
+    # with another error), the export once it is in place.
+    protected = (train_step, build_worker_graph, build_positions, export)
+    stop_signals = sar.StopSignals(protected=protected)
     stop_signals.install()
     if kind == "ps" and LAUNCHER_ENV in os.environ:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Still: the launcher stops it, last.
