@@ -28,9 +28,6 @@ stopped by Ctrl-C or kill, 130 or 143, and each process says in one line what
 it leaves.
 """
 
-# TF 1.8 runs this too, on Python 3.5, which has no f-strings: str.format it is.
-# ruff: noqa: UP032
-
 import argparse
 import json
 import os

@@ -33,6 +33,11 @@ PROGRAMS = {
     "keep_iterator.py": ([], ["old_export/saved_model.pb"], []),
     "use_new_export.py": ([], ["new_export/saved_model.pb"], []),
     "run_new_onnx.py": ([], ["new_export.onnx"], []),
+    "several_workers.py": (
+        ["--local-workers", "2", "--checkpoint-dir", "ckpt"],
+        [],
+        ["ckpt", "simple"],
+    ),
 }
 # Imported by the others, never run.
 LIBRARIES = {"tf1_cells.py"}

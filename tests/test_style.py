@@ -239,7 +239,7 @@ def test_every_program_the_pages_name_is_in_examples_and_each_is_named():
 
 # The programs that run on TensorFlow 1.x too, as their pages say, down to 1.8,
 # whose own image has Python 3.5.
-TF1_PROGRAMS = ("own_model.py", "make_tf1_lstm.py")
+TF1_PROGRAMS = ("own_model.py", "make_tf1_lstm.py", "several_workers.py")
 
 
 def test_the_programs_for_tensorflow_1_keep_to_python_3_5():
