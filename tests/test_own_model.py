@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import assert_same_output, code_blocks, example, read, script_stderr
 from test_beyond import saved_model_cli
 from test_leaving_tf1 import run_python
@@ -23,6 +24,7 @@ def own_model(folder, code=None):
     return run_python(folder, "own_model.py")
 
 
+@pytest.mark.heavy
 def test_own_model_trains_exports_restores_and_serves_as_the_page_shows(tmp_path):
     result = own_model(tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -222,7 +222,7 @@ def test_a_staging_folder_of_a_live_run_is_left_alone(sar, tmp_path):
 
 
 def test_restore_only_on_a_missing_path(tmp_path, run_main):
-    assert_refused(run_script(tmp_path, "--restore-only"), "simple does not exist")
+    assert_refused(run_main(tmp_path, "--restore-only"), "simple does not exist")
     (tmp_path / "model").write_bytes(b"")
     args = ["--restore-only", "--export-dir", "model"]
     assert_refused(run_main(tmp_path, *args), "model is not a directory")

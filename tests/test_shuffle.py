@@ -5,6 +5,7 @@ import signal
 import subprocess
 
 import numpy as np
+import pytest
 from conftest import (
     EXPECTED,
     FINAL,
@@ -33,6 +34,7 @@ def checkpoint_size(prefix):
     )
 
 
+@pytest.mark.heavy
 def test_shuffle_resumes_as_if_never_stopped(full_run, tmp_path, run_main, sar):
     # The uninterrupted --shuffle run, twice: the same every run.
     (tmp_path / "whole").mkdir()
