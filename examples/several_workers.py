@@ -728,7 +728,22 @@ def serve(cluster, index):
         sess = cluster_session(server, *devices)
         while not (sess.run(done_initialized) and sess.run(training_done)):
             time.sleep(POLL_SECONDS)
+    # The workers' sessions clean up after their last steps on this server, and
+    # log an error if it is gone: it ends once each worker's process has.
+    for address in cluster.as_dict()["worker"]:
+        while listening(address):
+            time.sleep(POLL_SECONDS)
     say("the chief has saved its last checkpoint: ends")
+
+
+def listening(address):
+    """Tells whether a process still listens at address (host:port)."""
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=POLL_SECONDS).close()
+        return True
+    except OSError:
+        return False
 
 
 # -----------------------------------------------------------------------------

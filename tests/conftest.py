@@ -249,9 +249,23 @@ sys.exit(sar.main(sys.argv[4:]))
 """
 
 
-def pytest_collection_modifyitems(items):
-    """Runs the tests marked heavy first: each core starts on one, and none is left for the end."""
-    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+def pytest_collection_modifyitems(config, items):
+    """Puts the tests marked heavy where each worker starts: none is left for the end.
+
+    pytest-xdist's worksteal gives each worker an equal slice of the list,
+    then moves tests from the end of the longest queue to an idle worker.
+    """
+    workers = config.getoption("numprocesses", None) or 1
+    workers = os.cpu_count() if workers == "auto" else int(workers)
+    heavy = [item for item in items if item.get_closest_marker("heavy")]
+    light = [item for item in items if not item.get_closest_marker("heavy")]
+    size = -(-len(items) // workers)
+    ordered = []
+    for worker in range(workers):
+        own = heavy[worker::workers]
+        ordered += own + light[: max(0, size - len(own))]
+        light = light[max(0, size - len(own)) :]
+    items[:] = ordered + light
 
 
 # The processes the tests start and watch: none outlives its test, even one that fails.

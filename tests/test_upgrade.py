@@ -22,8 +22,7 @@ from conftest import (
     script_stderr,
     start_python,
 )
-from test_beyond import saved_model_cli
-from test_leaving_tf1 import keras3_env, run_in_turn, run_python
+from test_leaving_tf1 import SAVED_MODEL_CLI, keras3_env, run_in_turn, run_python
 from test_safety import snapshot
 
 PROGRAMS = (
@@ -157,20 +156,6 @@ def loaded(tf, path, output):
 UPGRADE = example("upgrade_export.py")
 
 
-# saved_model_cli as its command runs it, in a process that runs other
-# programs too (one TensorFlow import for all): prints its traceback on failure.
-SAVED_MODEL_CLI = """
-import sys, traceback
-from tensorflow.python.tools import saved_model_cli
-sys.argv = {argv!r}
-try:
-    saved_model_cli.main()
-except Exception:
-    print(traceback.format_exc())
-    sys.exit(1)
-"""
-
-
 def upgrade_in_process(folder, *args):
     """Runs examples/upgrade_export.py in this process, as `python3 upgrade_export.py ARGS`."""
     argv = sys.argv
@@ -238,14 +223,8 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
     serving = "Serving the new export"
     block = code_blocks(serving, "text")[0]
     commands = re.findall(r"^\$ (.*)$", block, re.MULTILINE)
-    made_x = subprocess.run(
-        [sys.executable, *shlex.split(commands[0])[1:]], cwd=str(tmp_path), check=False
-    )
-    assert made_x.returncode == 0
-    served = saved_model_cli(*shlex.split(commands[1])[1:], cwd=str(tmp_path))
-    assert served.returncode == 0, served.stderr[-3000:]
-    assert_same_output(block.split(commands[1] + "\n", 1)[1], served.stdout)
-    np.testing.assert_allclose(arrays(served.stdout)[0], through_iterator, atol=1e-6)
+    subprocess.run([sys.executable, *shlex.split(commands[0])[1:]], cwd=str(tmp_path), check=True)
+    (tmp_path / "serve_new.py").write_text(SAVED_MODEL_CLI.format(argv=shlex.split(commands[1])))
 
     # In one process: ONNX, converted as printed (`python3 -m tf2onnx.convert ...`);
     # then the kept iterator, the TF2 signature and Keras 3 layer, and ONNX Runtime.
@@ -254,10 +233,13 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
         f"import runpy, sys\nsys.argv = {shlex.split(convert)[2:]!r}\n"
         "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
     )
-    runs = [(tmp_path, "convert.py")] + [(tmp_path, example(name)) for name in PROGRAMS[2:]]
-    (failed, status), *results = run_in_turn([(tmp_path, "serve_old.py"), *runs])
-    assert status == "1" and error in failed.splitlines(), failed[-3000:]
-    assert [status for _, status in results] == ["0"] * 4, results
+    runs = [(tmp_path, "serve_old.py"), (tmp_path, "serve_new.py"), (tmp_path, "convert.py")]
+    runs += [(tmp_path, example(name)) for name in PROGRAMS[2:]]
+    (failed, failed_status), (served, served_status), *results = run_in_turn(runs)
+    assert failed_status == "1" and error in failed.splitlines(), failed[-3000:]
+    assert [served_status] + [status for _, status in results] == ["0"] * 5, results
+    assert_same_output(block.split(commands[1] + "\n", 1)[1], served)
+    np.testing.assert_allclose(arrays(served)[0], through_iterator, atol=1e-6)
     (kept, _), (used, _), (onnx, _) = results[1:]
     assert_same_output(
         transcript("Keeping the iterator", "python3 examples/keep_iterator.py"), kept
