@@ -18,9 +18,11 @@ class Refusal(Exception):
 
 
 def arguments(argv):
-    """OLD_EXPORT and NEW_EXPORT, checked as far as can be without TensorFlow."""
-    if len(argv) != 2 or not all(argv):
-        raise Refusal(f"usage: python3 {sys.argv[0]} OLD_EXPORT NEW_EXPORT")
+    """OLD_EXPORT, NEW_EXPORT and --at-iterator, checked as far as can be without TensorFlow."""
+    at_iterator = "--at-iterator" in argv
+    argv = [arg for arg in argv if arg != "--at-iterator"]
+    if len(argv) != 2 or not all(argv) or any(arg.startswith("-") for arg in argv):
+        raise Refusal(f"usage: python3 {sys.argv[0]} [--at-iterator] OLD_EXPORT NEW_EXPORT")
     old, new = argv
     if os.path.lexists(new):
         raise Refusal(f"{new} already exists: give the name of a folder to create")
@@ -36,7 +38,7 @@ def arguments(argv):
     real_old = os.path.realpath(old)
     if os.path.commonpath([real_old, os.path.realpath(os.path.abspath(new))]) == real_old:
         raise Refusal(f"{new} is inside {old}, which this program never writes to")
-    return old, new
+    return old, new, at_iterator
 
 
 def stop_now(signum, frame):
@@ -68,7 +70,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow.core.framework import variable_pb2
-from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.python.framework import function_def_to_graph
 
 tf.get_logger().setLevel("ERROR")  # The compat.v1 calls below are meant.
 
@@ -137,6 +140,17 @@ def variable_defs(meta):
                 yield variable_pb2.VariableDef.FromString(value)
 
 
+def asset_files(meta):
+    """The export's assets: {the tensor that holds a file's path: the file's name in assets/}."""
+    found = {}
+    if "saved_model_assets" in meta.collection_def:
+        for value in meta.collection_def["saved_model_assets"].any_list.value:
+            asset = meta_graph_pb2.AssetFileDef()
+            value.Unpack(asset)
+            found[asset.tensor_info.name] = asset.filename
+    return found
+
+
 class Cut:
     """The nodes the signature's outputs need, walked back to the iterator's get_next.
 
@@ -180,6 +194,21 @@ class Cut:
                         read if read in self.nodes else "",
                     ]
                 )
+        # The tables the model reads keep their initializers, which the old
+        # export's loader ran (its main op): the new export's runs them too.
+        self.table_inits = sorted(
+            node.name
+            for node in self.nodes.values()
+            if node.op.startswith(("InitializeTable", "LookupTableImport"))
+            and split_ref(node.input[0])[0] in self.model
+        )
+        self.walk(self.table_inits)
+        # The files they read (vocabularies): assets, by the tensor fed their path.
+        self.assets = {
+            tensor: filename
+            for tensor, filename in asset_files(meta).items()
+            if split_ref(tensor)[0] in self.keep
+        }
 
     def walk(self, refs):
         stack = [ref for ref in refs if ref]
@@ -306,6 +335,209 @@ def new_inputs(cut, signature):
 
 
 # ----------------------------------------------------------------------------
+# Serving from what the pipeline took: its work on each element, run on a request's rows.
+
+MAPS = {"MapDataset", "ParallelMapDataset", "ParallelMapDatasetV2"}
+# What changes neither an element nor which elements a request's rows give.
+PASS_THROUGH = {
+    "RepeatDataset", "ShuffleDataset", "ShuffleDatasetV2", "ShuffleDatasetV3",
+    "ShuffleAndRepeatDataset", "ShuffleAndRepeatDatasetV2", "PrefetchDataset", "CacheDataset",
+    "CacheDatasetV2", "ModelDataset", "OptimizeDataset", "OptimizeDatasetV2",
+    "MaxIntraOpParallelismDataset", "PrivateThreadPoolDataset",
+    "ExperimentalMaxIntraOpParallelismDataset", "ExperimentalPrivateThreadPoolDataset",
+}  # fmt: skip
+RANDOM = re.compile(r"Random|Multinomial|Shuffle")
+
+# The pipeline as it runs on a request: its sources (Input tuples of the
+# placeholders it sliced), its map()s in order (function, captured tensors),
+# its batching node, and the old graph's nodes it reads (tables, constants),
+# with their tables' initializers and their assets; and the iterator's initializer.
+Front = collections.namedtuple("Front", "sources maps batch nodes table_inits assets init")
+
+
+def pipeline_front(cut, signature, meta):
+    """The pipeline of the model's one iterator, if it can run on a request: (Front, None),
+    or (None, why not)."""
+    if len(cut.used) != 1:
+        return None, "the model reads more than one iterator"
+    (get_next,) = cut.used
+    iterator = split_ref(cut.nodes[get_next].input[0])[0]
+    inits = [
+        n
+        for n in cut.nodes.values()
+        if n.op == MAKE_ITERATOR and split_ref(n.input[1])[0] == iterator
+    ]
+    if len(inits) != 1:
+        return None, "no initializer says which dataset the iterator reads"
+    node, batch, maps = cut.nodes[split_ref(inits[0].input[0])[0]], None, []
+    while node.op in PASS_THROUGH | BATCHING | MAPS:
+        if node.op in BATCHING:
+            if batch or maps:
+                return None, "it batches more than once"
+            batch = node
+        elif node.op in MAPS:
+            if not batch:
+                return None, "a map() works on whole batches"
+            maps.insert(0, node)
+        node = cut.nodes[split_ref(node.input[0])[0]]
+    if not batch:
+        return None, "it does not batch"
+    if not maps:
+        return None, None  # Batches of the rows as they were fed: nothing to carry over.
+    sources = [cut.nodes[split_ref(ref)[0]] for ref in node.input]
+    if node.op != "TensorSliceDataset" or not all(f"{s.name}:0" in cut.fed for s in sources):
+        return None, f"its elements come from a {node.op}, not from signature inputs sliced"
+    library = {f.signature.name: f for f in meta.graph_def.library.function}
+    captured, functions = [], []
+    for map_node in maps:
+        function = map_node.attr["f"].func.name
+        bodies = functions_used(meta.graph_def.library, library[function].node_def) | {function}
+        if any(RANDOM.search(n.op) for f in bodies for n in library[f].node_def):
+            return None, "a map() draws random numbers: another result for each call"
+        count = len(map_node.attr["Targuments"].list.type)
+        captured.append(list(map_node.input[1 : 1 + count]))
+        functions.append(function)
+    # The old graph's nodes the maps and the padding read, with what they read.
+    reads = [ref for refs in captured for ref in refs] + list(batch.input[2:])
+    nodes, stack = set(), [split_ref(ref)[0] for ref in reads]
+    while stack:
+        name = stack.pop()
+        if name in nodes:
+            continue
+        if cut.nodes[name].op in ("Placeholder", "VarHandleOp", "VariableV2"):
+            return None, f"its map() or its padding reads {name}, which a request does not give"
+        nodes.add(name)
+        stack.extend(split_ref(ref)[0] for ref in cut.nodes[name].input)
+    table_inits = sorted(
+        n.name
+        for n in cut.nodes.values()
+        if n.op.startswith(("InitializeTable", "LookupTableImport"))
+        and split_ref(n.input[0])[0] in nodes
+    )
+    for name in table_inits:
+        stack = [name]
+        while stack:
+            name = stack.pop()
+            if name not in nodes:
+                nodes.add(name)
+                stack.extend(split_ref(ref)[0] for ref in cut.nodes[name].input)
+    assets = {t: f for t, f in asset_files(meta).items() if split_ref(t)[0] in nodes}
+    sources = [
+        Input(
+            cut.fed[f"{s.name}:0"],
+            f"{s.name}:0",
+            *key_type(signature, cut.fed[f"{s.name}:0"]),
+            True,
+        )
+        for s in sources
+    ]
+    maps = list(zip(functions, captured))
+    front = Front(sources, maps, batch, frozenset(nodes), table_inits, assets, inits[0].name)
+    return front, None
+
+
+def key_type(signature, key):
+    """The dtype and shape a signature input declares."""
+    info = signature.inputs[key]
+    return tf.as_dtype(info.dtype), tf.TensorShape(info.tensor_shape)
+
+
+def forget_paths(path):
+    """Makes each asset's path in the export at path its file's name: the loader feeds the
+    path of the file in the export's own assets/, wherever it is; the path the
+    builder copied it from, on this machine, is no one's business."""
+    pb = os.path.join(path, "saved_model.pb")
+    with open(pb, "rb") as f:
+        saved = saved_model_pb2.SavedModel.FromString(f.read())
+    for meta in saved.meta_graphs:
+        names = {split_ref(t)[0]: f for t, f in asset_files(meta).items()}
+        for node in meta.graph_def.node:
+            if node.name in names:
+                node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(names[node.name].encode()))
+    with open(pb, "wb") as f:
+        f.write(saved.SerializeToString())
+
+
+def run_front(meta, job, placeholders):
+    """Builds the pipeline's work on the request's rows; returns {get_next output: its batch}."""
+    front, cut = job.front, job.cut
+    graph = tf.compat.v1.get_default_graph()
+    tables = tf.compat.v1.GraphDef()
+    tables.versions.CopyFrom(meta.graph_def.versions)
+    list(copy_nodes(meta, front.nodes, tables, job.old, front.assets))
+    tf.graph_util.import_graph_def(tables, name="")
+    library = {f.signature.name: f for f in meta.graph_def.library.function}
+    element = cut.nodes[split_ref(front.batch.input[0])[0]].attr  # What each element is.
+    types = element["output_types"].list.type
+    shapes = [tf.TensorShape(shape) for shape in element["output_shapes"].list.shape]
+
+    def per_element(row):
+        components = list(row)
+        for number, (function, captured) in enumerate(front.maps):
+            body, names = function_def_to_graph.function_def_to_graph_def(library[function])
+            body.library.function.extend(
+                library[f]
+                for f in functions_used(meta.graph_def.library, library[function].node_def)
+            )
+            # What the map captured, from the graph outside the loop.
+            outside = [tf.identity(graph.get_tensor_by_name(tensor_ref(ref))) for ref in captured]
+            arguments = library[function].signature.input_arg
+            inputs = {f"{a.name}:0": v for a, v in zip(arguments, components + outside)}
+            returns = [
+                names[library[function].ret[o.name]] for o in library[function].signature.output_arg
+            ]
+            components = tf.graph_util.import_graph_def(
+                body, input_map=inputs, return_elements=returns, name=f"map_{number}"
+            )
+        return tuple(components)
+
+    count, get_next = len(types), next(iter(cut.used))
+    with tf.name_scope("upgraded/pipeline"):
+        rows = tuple(placeholders[s.key] for s in front.sources)
+        if not front.batch.op.startswith("PaddedBatch"):  # Elements of one shape, stacked.
+            signature = tuple(tf.TensorSpec(s, tf.as_dtype(t)) for t, s in zip(types, shapes))
+            batch = tf.map_fn(per_element, rows, fn_output_signature=signature)
+            return {f"{get_next}:{i}": component for i, component in enumerate(batch)}
+        # As padded_batch() does: each element padded, with the padding value,
+        # to the padded shape, whose unknown dimensions are the batch's largest.
+        # (Twice through the elements, not a ragged tensor: ONNX takes this.)
+        sizes = tf.map_fn(
+            lambda row: tuple(tf.shape(c) for c in per_element(row)),
+            rows,
+            fn_output_signature=tuple(tf.TensorSpec([s.rank], tf.int32) for s in shapes),
+        )
+        targets = []
+        for index, size in enumerate(sizes):
+            node = cut.nodes[split_ref(front.batch.input[2 + index])[0]]
+            fixed = tf.make_ndarray(node.attr["value"].tensor).astype(np.int32)
+            largest = tf.reduce_max(tf.concat([size, tf.zeros_like(size[:1])], 0), axis=0)
+            targets.append(tf.where(fixed < 0, largest, fixed))
+        padding = [tensor_ref(r) for r in front.batch.input[2 + count : 2 + 2 * count]]
+
+        def padded_element(row):
+            padded = []
+            for component, target, value, shape in zip(per_element(row), targets, padding, shapes):
+                if shape.rank:  # (A scalar has nothing to pad.)
+                    value = tf.identity(graph.get_tensor_by_name(value))
+                    ends = tf.stack([tf.zeros_like(target), target - tf.shape(component)], axis=1)
+                    component = tf.pad(component, ends, constant_values=value)
+                padded.append(component)
+            return tuple(padded)
+
+        signature = tuple(
+            tf.TensorSpec([None] * s.rank, tf.as_dtype(t)) for t, s in zip(types, shapes)
+        )
+        batch = tf.map_fn(padded_element, rows, fn_output_signature=signature)
+    return {f"{get_next}:{i}": component for i, component in enumerate(batch)}
+
+
+def tensor_ref(ref):
+    """'node' or 'node:1' (an input of a node) -> 'node:0' or 'node:1' (a tensor name)."""
+    node, index, _ = split_ref(ref)
+    return f"{node}:{index}"
+
+
+# ----------------------------------------------------------------------------
 # A batch size baked into the graph (the post's sequence_length=[10] * 32).
 
 
@@ -387,25 +619,41 @@ def functions_used(library, nodes):
     return used
 
 
-def pruned_meta(meta, cut, batch_size):
+def copy_nodes(meta, names, graph_def, old, assets):
+    """Copies the nodes of these names into graph_def: what the new export holds of them.
+
+    Without control edges to nodes left out, nor colocation with them (a
+    variable rebuilt); an asset's path becomes the file's in OLD's assets/,
+    which the builder copies into the new export's.
+    """
+    paths = {split_ref(t)[0]: os.path.join(old, "assets", f) for t, f in assets.items()}
+    for node in meta.graph_def.node:
+        if node.name not in names:
+            continue
+        kept = graph_def.node.add()
+        kept.CopyFrom(node)
+        del kept.input[:]
+        kept.input.extend(r for r in node.input if not r.startswith("^") or r[1:] in names)
+        if "_class" in kept.attr:
+            del kept.attr["_class"]
+        if node.name in paths:
+            path = os.path.abspath(paths[node.name]).encode()
+            kept.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(path))
+        yield kept
+
+
+def pruned_meta(meta, cut, batch_size, old, imported=frozenset()):
     """A MetaGraphDef of the kept nodes, the functions they call, and the kept variables.
 
     batch_size, if given, is made unknown where the nodes' attributes hold it as
     a shape's first dimension (a TensorArray's element shape [32, 30]).
+    imported: nodes already in the graph (the pipeline's tables), left out.
     """
     pruned = tf.compat.v1.MetaGraphDef()
     pruned.meta_info_def.CopyFrom(meta.meta_info_def)
     pruned.graph_def.versions.CopyFrom(meta.graph_def.versions)
-    for node in meta.graph_def.node:
-        if node.name not in cut.keep:
-            continue
-        kept = pruned.graph_def.node.add()
-        kept.CopyFrom(node)
-        del kept.input[:]  # Without control edges to what is cut away,
-        kept.input.extend(r for r in node.input if not r.startswith("^") or r[1:] in cut.keep)
-        if "_class" in kept.attr:
-            del kept.attr["_class"]  # and without colocation with it (a variable rebuilt).
-        if batch_size and node.name in cut.model:
+    for kept in copy_nodes(meta, cut.keep - imported, pruned.graph_def, old, cut.assets):
+        if batch_size and kept.name in cut.model:
             for value in kept.attr.values():
                 for shape in [
                     *value.list.shape,
@@ -457,7 +705,18 @@ def write_new(path, job, fixes=(), batch_size=None, pinned=None):
                 name = f"upgraded/{name}"
             if batched and pinned:
                 shape = tf.TensorShape([pinned]).concatenate(shape[1:])
-            placeholders[key] = input_map[tensor] = tf.compat.v1.placeholder(dtype, shape, name)
+            placeholders[key] = tf.compat.v1.placeholder(dtype, shape, name)
+            if not job.front or key not in [s.key for s in job.front.sources]:
+                input_map[tensor] = placeholders[key]
+        imported, front = frozenset(), {}
+        if job.front:  # The pipeline's work on the request's rows, at the iterator's place.
+            imported, front = job.front.nodes, run_front(meta, job, placeholders)
+            input_map.update(front)
+            # The model's references to what the pipeline's part brought in (a table).
+            for name in cut.keep - imported:
+                for ref in cut.nodes[name].input:
+                    if split_ref(ref)[0] in imported and not ref.startswith("^"):
+                        input_map[tensor_ref(ref)] = graph.get_tensor_by_name(tensor_ref(ref))
         with tf.name_scope("upgraded/batch_size"):
             batched = next(placeholders[i.key] for i in inputs if i.batched) if fixes else None
             for name, kind, value in fixes:
@@ -468,7 +727,9 @@ def write_new(path, job, fixes=(), batch_size=None, pinned=None):
                 else:
                     input_map[f"{name}:0"] = tf.concat([tf.cast(batch, value.dtype), value[1:]], 0)
         tf.compat.v1.train.import_meta_graph(
-            pruned_meta(meta, cut, batch_size), input_map=input_map, clear_devices=True
+            pruned_meta(meta, cut, batch_size, old, imported),
+            input_map=input_map,
+            clear_devices=True,
         )
         variables = tf.compat.v1.global_variables()
         if variables:
@@ -481,15 +742,30 @@ def write_new(path, job, fixes=(), batch_size=None, pinned=None):
             {key: info(t) for key, t in outputs.items()},
             signature.method_name or "tensorflow/serving/predict",
         )
+        # The tables' initializers run when the export is loaded, as the old
+        # export's main op ran them, with the paths of its own assets/ fed.
+        inits = [graph.get_operation_by_name(name) for name in cut.table_inits]
+        assets = {**cut.assets, **(job.front.assets if job.front else {})}
+        assets = [graph.get_tensor_by_name(tensor) for tensor in sorted(assets)]
+        if job.front:
+            inits += [graph.get_operation_by_name(name) for name in job.front.table_inits]
         builder = tf.compat.v1.saved_model.Builder(path)
         builder.add_meta_graph_and_variables(
             sess,
             ["serve"],
             {"serving_default": new_signature},
+            assets_collection=assets or None,
+            main_op=tf.group(*inits, name="upgraded/main_op") if inits else None,
             strip_default_attrs=True,
         )
         builder.save()
-        return {key: p.name for key, p in placeholders.items()}
+        if assets:
+            forget_paths(path)
+        # The inputs' names by key, and what the pipeline gives by the get_next output it replaces.
+        return {
+            **{key: p.name for key, p in placeholders.items()},
+            **{tensor: batch.name for tensor, batch in front.items()},
+        }
 
 
 # What a loader needs of the collections beside the variables: the ops it runs
@@ -513,6 +789,8 @@ def loadable_copy(old, meta, path):
     roots = [kept.saver_def.restore_op_name, kept.saver_def.filename_tensor_name]
     for signature in meta.signature_def.values():
         roots += [info.name for info in [*signature.inputs.values(), *signature.outputs.values()]]
+    # The iterators' initializers, with the datasets they start.
+    roots += [node.name for node in meta.graph_def.node if node.op == MAKE_ITERATOR]
     for variable_def in variable_defs(meta):
         roots += [variable_def.variable_name, variable_def.initializer_name]
         roots += [variable_def.snapshot_name, variable_def.initial_value_name]
@@ -558,15 +836,34 @@ def loaded(path):
         yield sess, meta.signature_def["serving_default"]
 
 
-def run_export(path, feeds):
-    """Loads the export at path in a graph of its own; its outputs for feeds by tensor name."""
+def run_export(path, feeds, extra=()):
+    """Loads the export at path in a graph of its own; its outputs for feeds by tensor name.
+
+    extra: the names of other tensors to fetch, under their names.
+    """
     with loaded(path) as (sess, signature):
-        return sess.run({key: info.name for key, info in signature.outputs.items()}, feeds)
+        fetches = {key: info.name for key, info in signature.outputs.items()}
+        return sess.run({**fetches, **{name: name for name in extra}}, feeds)
 
 
-def run_new(path, names, values):
+def run_new(path, names, values, extra=()):
     """The new export at path fed values by input key (names: their tensor names)."""
-    return run_export(path, {names[key]: value for key, value in values.items()})
+    return run_export(path, {names[key]: value for key, value in values.items()}, extra)
+
+
+def through_old_iterator(job, path, values):
+    """The old export at path fed values at its pipeline's placeholders, through its iterator.
+
+    A signature input that only the pipeline reads (a batch size) is given
+    the number of rows.
+    """
+    rows = next(len(value) for value in values.values() if np.ndim(value))
+    with loaded(path) as (sess, signature):
+        feeds = {i.tensor: values[i.key] for i in job.inputs}
+        for info in signature.inputs.values():
+            feeds.setdefault(info.name, np.array(rows, tf.as_dtype(info.dtype).as_numpy_dtype))
+        sess.run(job.front.init, feeds)
+        return sess.run({key: info.name for key, info in signature.outputs.items()}, feeds)
 
 
 def cause(error):
@@ -576,25 +873,33 @@ def cause(error):
     # the op was made: the cause is the first line that is neither.
     skip = re.compile(r"Graph execution error|Detected at node|Node:|\s|$")
     lines = [line for line in message.splitlines() if not skip.match(line)] or [message]
-    line = lines[0].strip()
+    line = lines[0].strip().split(" with error ")[0]  # (A NodeDef's whole description.)
     node = re.search(r"\{\{node ([^}]+)\}\}", message)
     op = node.group(1) if node else getattr(getattr(error, "op", None), "name", None)
     return f"{line} (at op {op})" if op and op not in line else line
 
 
-def sample(inputs, rows, rng):
+def sample(inputs, rows, rng, words=None):
     """Values to check with: normal floats, integer ones (a valid id or length), rows of them.
 
-    An input that is not batched, the model reads directly: an integer
-    scalar is given the number of rows (a batch size), a float one 1.0 (a
-    keep probability), a bool False (not training).
+    Strings are sentences of 1 to 5 of words[1] (the words of a vocabulary
+    file: see vocabulary()). An input that is not batched, the model reads
+    directly: an integer scalar is given the number of rows (a batch size), a
+    float one 1.0 (a keep probability), a bool False (not training).
     """
     values = {}
     for key, _, dtype, shape, batched in inputs:
         dims = [d or 10 for d in shape] if shape.rank else []
         if batched:
             dims[0] = rows
-        if not dims:
+        if dtype == tf.string:
+            vocabulary = words[1] if words else ["a", "b", "c"]
+            sentences = [
+                " ".join(rng.choice(vocabulary, rng.integers(1, 6)))
+                for _ in range(np.prod(dims, dtype=int))
+            ]
+            values[key] = np.array([s.encode() for s in sentences], object).reshape(dims)
+        elif not dims:
             scalar = rows if dtype.is_integer else 1.0 if dtype.is_floating else 0
             values[key] = np.array(scalar, dtype.as_numpy_dtype)
         elif dtype.is_floating:
@@ -604,6 +909,17 @@ def sample(inputs, rows, rng):
         else:
             values[key] = np.zeros(dims, dtype.as_numpy_dtype)
     return values
+
+
+def vocabulary(old, assets):
+    """The words of the first vocabulary file among assets: (its name, words), or None."""
+    for filename in sorted(assets.values()):
+        with open(os.path.join(old, "assets", filename), "rb") as f:
+            lines = [line.strip().decode(errors="replace") for line in f]
+        words = [w for w in lines if w and not w.startswith("<") and len(w.split()) == 1]
+        if words:
+            return filename, words
+    return None
 
 
 def resized(inputs, values, rows, extra):
@@ -619,9 +935,14 @@ def resized(inputs, values, rows, extra):
     return batch
 
 
-def scalars_fed(inputs, values):
-    """What the sample fed the inputs that are not batched: ' (batch_size 3, keep_prob 1.0)'."""
-    fed = [f"{i.key} {values[i.key].item()}" for i in inputs if not np.ndim(values[i.key])]
+def scalars_fed(inputs, values, words=None):
+    """What the sample fed but numbers: ' (src: sentences of words of source.txt, batch_size 3)'."""
+    fed = [
+        f"{i.key}: sentences of words of {words[0] if words else 'a, b and c'}"
+        for i in inputs
+        if i.dtype == tf.string and np.ndim(values[i.key])
+    ]
+    fed += [f"{i.key} {values[i.key].item()}" for i in inputs if not np.ndim(values[i.key])]
     return f" ({', '.join(fed)})" if fed else ""
 
 
@@ -630,7 +951,15 @@ def dims(shape):
 
 
 def largest_difference(a, b):
-    return max(float(np.max(np.abs(a[k].astype(float) - b[k]), initial=0.0)) for k in a)
+    """Between outputs by key: floats' largest difference; strings and integers are equal or not (inf)."""
+    largest = 0.0
+    for key, value in a.items():
+        value, other = np.asarray(value), np.asarray(b[key])
+        if value.dtype.kind == "f":
+            largest = max(largest, float(np.max(np.abs(value - other), initial=0.0)))
+        elif value.shape != other.shape or (value != other).any():
+            largest = float("inf")
+    return largest
 
 
 def pipeline_left(path):
@@ -653,22 +982,35 @@ def kilobytes(path):
 # The upgrade.
 
 
-def report(job, dropped):
+def report(job, dropped, front, why):
     old, cut, inputs = job.old, job.cut, job.inputs
     print(f"{old} reads its input through a tf.data iterator:")
     for get_next in sorted(cut.used):
         print(f"  {describe_iterator(cut, get_next)}")
+    if front:
+        taken = [s.key for s in front.sources]
+        steps = f"{len(front.maps)} map()" + ("s" if len(front.maps) > 1 else "")
+        batch = "padded_batch()" if front.batch.op.startswith("Padded") else "batch()"
+        print(f"  pipeline: from_tensor_slices({', '.join(taken)}), {steps}, {batch}: carried over")
+        for key, tensor, dtype, shape, _ in front.sources:
+            print(f"  kept:    {tensor} as input {key!r}: {dtype.name} {dims(shape)}, as fed to it")
     for key, tensor, dtype, shape, _ in inputs:
-        print(f"  kept:    {tensor} as input {key!r}: {dtype.name} {dims(shape)}")
+        if front and split_ref(tensor)[0] in cut.used:
+            print(f"  made:    {tensor}: {dtype.name} {dims(shape)}, by the pipeline from it")
+        else:
+            print(f"  kept:    {tensor} as input {key!r}: {dtype.name} {dims(shape)}")
     for tensor, dtype, shape in dropped:
         print(f"  dropped: {tensor}: {dtype.name} {dims(shape)}, which no output uses")
     unused = sorted(key for tensor, key in cut.fed.items() if tensor not in cut.fed_used)
-    reused = [key for key in unused if key in {i.key for i in inputs}]
-    if set(unused) - set(reused):
-        dropped = ", ".join(key for key in unused if key not in reused)
+    taken = [s.key for s in front.sources] if front else []
+    reused = [key for key in unused if key in {i.key for i in inputs} and key not in taken]
+    if set(unused) - set(reused) - set(taken):
+        dropped = ", ".join(key for key in unused if key not in reused + taken)
         print(f"  dropped: signature inputs {dropped}, which only feed the iterator")
     if reused:
         print(f"  reused:  {', '.join(reused)}, now the keys of the batches made of their data")
+    if why:
+        print(f"  pipeline: not carried over ({why}): the new export takes the iterator's outputs")
     total = len(list(variable_defs(job.meta)))
     kept = len(cut.variables) + len(cut.converted)
     made = f"; {len(cut.converted)} reference ones made resource" if cut.converted else ""
@@ -748,7 +1090,7 @@ def any_batch_size(path, job, fixes, batch, values, expected, extra):
     return at_other_sizes(path, job, names, values, got, extra) is None
 
 
-def upgrade(old, new):
+def upgrade(old, new, at_iterator=False):
     meta, signature = read_export(old)
     cut = Cut(meta, signature)
     if not cut.used:
@@ -757,8 +1099,19 @@ def upgrade(old, new):
             f"its inputs are fed, so it serves as it is: there is nothing to upgrade"
         )
     inputs, dropped = new_inputs(cut, signature)
+    front, why = (
+        (None, "as --at-iterator asks") if at_iterator else pipeline_front(cut, signature, meta)
+    )
     job = types.SimpleNamespace(old=old, meta=meta, signature=signature, cut=cut, inputs=inputs)
-    report(job, dropped)
+    job.front = None
+    report(job, dropped, front, why)
+    missing = sorted(
+        f
+        for f in {**cut.assets, **(front.assets if front else {})}.values()
+        if not os.path.isfile(os.path.join(old, "assets", f))
+    )
+    if missing:
+        raise Refusal(f"{old} has no assets/{missing[0]}, the file its tables are filled from")
     try:
         staging = tempfile.mkdtemp(
             ".tmp", ".upgrade_export-", os.path.dirname(os.path.abspath(new))
@@ -767,10 +1120,10 @@ def upgrade(old, new):
         raise Refusal(f"cannot write beside {new}: {error.strerror}") from None
     try:
         rng = np.random.default_rng(0)
-        batch, values, expected = run_old(job, os.path.join(staging, "old"), rng)
+        copy = os.path.join(staging, "old")
+        batch, values, expected = run_old(job, copy, rng)
         extra = sample(inputs, 3, rng)
-        # The model as it was; then, if it runs one batch size only, with the
-        # constants that hold that size rebuilt from the input's.
+        # The model as it was, fed at the iterator's place.
         path = os.path.join(staging, "as_old")
         try:
             names = write_new(path, job)
@@ -784,6 +1137,11 @@ def upgrade(old, new):
         print(f"{scalars_fed(inputs, values)}: largest difference {difference:.3g}")
         if not difference <= TOLERANCE:
             raise Refusal(f"the new export would compute other outputs: {new} not written")
+        if front:
+            # Then with the pipeline in front, fed what the pipeline took.
+            job, path, names, values, got, expected, extra = with_pipeline(
+                job, front, staging, copy, path, names, batch, rng
+            )
         fixes = batch_constants(cut, batch)
         any_batch = os.path.join(staging, "any_batch")
         failing = at_other_sizes(path, job, names, values, got, extra)
@@ -823,13 +1181,52 @@ def upgrade(old, new):
         os.rename(path, new)
     finally:
         shutil.rmtree(staging)
-    keys = ", ".join(key for key, *_ in inputs) or "nothing"
+    keys = ", ".join(key for key, *_ in job.inputs) or "nothing"
     print(f"wrote {new}, {kilobytes(new)} ({old}: {kilobytes(old)}): ", end="")
     print(f"its serving_default takes {keys}, with no iterator")
 
 
+def with_pipeline(job, front, staging, copy, as_old, as_old_names, rows, rng):
+    """Writes the export with the pipeline's work in front, and checks it.
+
+    What it is checked against: the old export fed the same rows through its
+    own iterator; or, where the old pipeline does not run here (a TF 1.x one),
+    the model as it was (the export at as_old) fed what the new pipeline made.
+    Returns what the rest of the upgrade goes on with.
+    """
+    get_next = {i.tensor for i in job.inputs if split_ref(i.tensor)[0] in job.cut.used}
+    inputs = front.sources + [i for i in job.inputs if i.tensor not in get_next]
+    original = job.inputs
+    job = types.SimpleNamespace(**{**vars(job), "inputs": inputs, "front": front})
+    words = vocabulary(job.old, front.assets)
+    values, extra = sample(inputs, rows, rng, words), sample(inputs, 3, rng, words)
+    path = os.path.join(staging, "pipeline")
+    try:
+        names = write_new(path, job)
+        got = run_new(path, names, values, [names[t] for t in sorted(get_next)])
+    except (tf.errors.OpError, ValueError) as error:
+        raise Refusal(f"cannot run the pipeline on the request's rows: {cause(error)}") from None
+    made = {t: got.pop(names[t]) for t in get_next}
+    fed = scalars_fed(inputs, values, words)
+    try:
+        expected = through_old_iterator(job, copy, values)
+        against = "the old one fed the same through its iterator"
+    except (tf.errors.OpError, ValueError) as error:
+        ids = {i.key: made[i.tensor] if i.tensor in made else values[i.key] for i in original}
+        expected = run_new(as_old, as_old_names, ids)
+        against = f"the model fed what it made (the old pipeline does not run here: {cause(error)})"
+    difference = largest_difference(got, expected)
+    print(
+        f"check: the new export fed {rows} rows{fed}, {against}: largest difference {difference:.3g}"
+    )
+    if not difference <= TOLERANCE:
+        raise Refusal("the new export's pipeline would compute other outputs: nothing written")
+    return job, path, names, values, got, expected, extra
+
+
 def main(argv):
-    upgrade(*arguments(argv))
+    old, new, at_iterator = arguments(argv)
+    upgrade(old, new, at_iterator)
 
 
 STOPPED = []

@@ -22,7 +22,8 @@ output key). KIND is one of:
     remainder   batch(16, drop_remainder=True): the iterator declares 16 rows
     metric      an eval signature: logits, predictions and a scalar accuracy
     dict        a dict element {"x": ..., "y": ...} of unnamed placeholders, two heads
-    padded      padded_batch() of token ids, their lengths computed in map()
+    padded      padded_batch() of token ids, their lengths computed in map(), which
+                the upgrade carries over
     tfrecord    TFRecord files, parse_single_example, set_shape after get_next()
     shuffled    a one-shot iterator over NumPy arrays held in the graph, shuffled
 
@@ -50,11 +51,15 @@ def made(inputs, outputs, train, data, keys, **more):
     None; data: the values of the placeholders that start the iterator, by
     name; keys: the new export's input key for each component of get_next, or
     None for one no output reads; more: scalars, the values of the signature
-    inputs the model reads directly, by key (fed at every run), and
-    train_feeds, what training feeds on top.
+    inputs the model reads directly, by key (fed at every run), train_feeds,
+    what training feeds on top, and rows: for an export whose pipeline the
+    upgrade carries over (it maps its elements), what the new one is fed in
+    place of get_next's components: the rows of the first batch, as fed to
+    the pipeline, by key.
     """
     kind = {"inputs": inputs, "outputs": outputs, "train": train, "data": data, "keys": keys}
-    kind.update(scalars=more.get("scalars", {}), train_feeds=more.get("train_feeds", {}))
+    for name in ("scalars", "train_feeds", "rows"):
+        kind[name] = more.get(name, {})
     return kind
 
 
@@ -304,17 +309,11 @@ def padded(folder, rng):
     lengths_data = rng.randint(2, 10, 24)
     tokens_data = rng.randint(1, 20, (24, 9)).astype(np.int32)
     tokens_data[np.arange(9) >= lengths_data[:, None]] = 0
-    # Computed by map(): no placeholder names them.
-    return made(
-        {"tokens": tokens_ph},
-        {"logits": logits},
-        train,
-        {"tokens_ph": tokens_data},
-        [
-            "input_0",
-            "input_1",
-        ],
-    )
+    # Computed by map(): the upgrade carries the map over, and the new export
+    # takes the token rows as they were fed, under the signature's key.
+    data = {"tokens_ph": tokens_data}
+    rows = {"tokens": tokens_data[:8]}
+    return made({"tokens": tokens_ph}, {"logits": logits}, train, data, [None, None], rows=rows)
 
 
 def tfrecord(folder, rng):
@@ -437,6 +436,7 @@ def main(kind, folder):
     components = expected.pop("components")
     inputs = {key: value for key, value in zip(built["keys"], components) if key}
     inputs.update(built["scalars"])
+    inputs.update(built["rows"])
     np.savez(os.path.join(folder, "inputs.npz"), **inputs)
     np.savez(os.path.join(folder, "expected.npz"), **expected)
 

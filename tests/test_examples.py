@@ -29,6 +29,7 @@ PROGRAMS = {
     ),
     "own_model.py": ([], [], ["own"]),
     "make_2018_export.py": ([], [], ["old_export"]),
+    "make_seq2seq_export.py": ([], [], ["seq2seq_vocab", "seq2seq_export"]),
     "upgrade_export.py": (["old", "new"], ["old/saved_model.pb"], ["new"]),
     "keep_iterator.py": ([], ["old_export/saved_model.pb"], []),
     "use_new_export.py": ([], ["new_export/saved_model.pb"], []),

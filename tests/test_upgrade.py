@@ -7,6 +7,7 @@ import os
 import re
 import runpy
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,10 +96,10 @@ FOUND = {
 
 
 def transcript(heading, command):
-    """The output a text block under heading shows for `$ command`."""
+    """The output a text block under heading shows for `$ command`, up to the next `$`."""
     for block in code_blocks(heading, "text"):
-        if block.startswith(f"$ {command}\n"):
-            return block.split("\n", 1)[1]
+        if block.startswith(f"$ {command}\n") or f"\n$ {command}\n" in block:
+            return block.split(f"$ {command}\n", 1)[1].split("\n$ ", 1)[0].rstrip("\n") + "\n"
     raise AssertionError(f"no transcript of {command!r} under {heading!r}")
 
 
@@ -178,7 +179,7 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
     # Made in this process (its TensorFlow is TF1's too): what it prints, and no warning.
     monkeypatch.chdir(tmp_path)
     capfd.readouterr()
-    with as_before():
+    with as_before(), sar.tf.Graph().as_default():  # As in a process of its own.
         runpy.run_path(example("make_2018_export.py"), run_name="__main__")
     made = capfd.readouterr()
     assert script_stderr(made.err) == []
@@ -440,6 +441,93 @@ def test_what_tensorflow_2_refuses_is_left_out_or_said_in_one_line(tmp_path, sar
     assert not (tmp_path / "again").exists()
 
 
+SEQ2SEQ = "Sentences in, words out: the pipeline carried over"
+
+
+@pytest.mark.heavy
+def test_a_seq2seq_export_serves_sentences_from_any_folder(tmp_path, sar, capfd, monkeypatch):
+    tf = sar.tf
+    # Made in this process (TF1 code, as this process's TensorFlow is), as the page shows.
+    monkeypatch.chdir(tmp_path)
+    capfd.readouterr()
+    with as_before(), tf.Graph().as_default():  # As in a process of its own.
+        runpy.run_path(example("make_seq2seq_export.py"), run_name="__main__")
+    made = capfd.readouterr()
+    assert script_stderr(made.err) == []
+    assert_same_output(transcript(SEQ2SEQ, "python3 examples/make_seq2seq_export.py"), made.out)
+    old = snapshot(str(tmp_path / "seq2seq_export"))
+    # Upgraded as a user does, in a process of its own (with TF2's control flow).
+    command = "python3 examples/upgrade_export.py seq2seq_export seq2seq_new"
+    upgraded = run_python(tmp_path, UPGRADE, *command.split()[2:])
+    assert upgraded.returncode == 0, upgraded.stderr[-3000:]
+    assert_same_output(transcript(SEQ2SEQ, command), upgraded.stdout)
+    # The option that cuts at the iterator anyway: token ids and lengths in.
+    assert upgrade_in_process(tmp_path, "--at-iterator", "seq2seq_export", "seq2seq_ids") == 0
+    said = capfd.readouterr().out
+    assert "  pipeline: not carried over (as --at-iterator asks): " in said, said
+    for new in ("seq2seq_new", "seq2seq_ids"):
+        meta = assert_cut_free(tmp_path / "seq2seq_export", tmp_path / new)
+        assert (
+            sorted(os.listdir(str(tmp_path / new / "assets")))
+            == ["source.txt", "target.txt"][new == "seq2seq_ids" :]
+        )
+    assert sorted(meta.signature_def["serving_default"].inputs) == ["input_0", "input_1"]
+    assert snapshot(str(tmp_path / "seq2seq_export")) == old
+
+    # What the old export's own iterator gives for a batch of sentences, and for one.
+    batches = [["bird cat dog", "egg", "kite lamp apple hat", "jam"], ["lamp goat"]]
+    expected = []
+    with tf.Graph().as_default() as graph, tf.Session() as sess:
+        meta = tf.saved_model.loader.load(sess, ["serve"], str(tmp_path / "seq2seq_export"))
+        words = meta.signature_def["serving_default"].outputs["translations"].name
+        (init,) = [op for op in graph.get_operations() if op.type == "MakeIterator"]
+        for sentences in batches:
+            sess.run(init, {"src:0": sentences, "batch_size:0": len(sentences)})
+            expected.append(sess.run([words, "IteratorGetNext:0", "IteratorGetNext:1"]))
+    # The new exports, loaded in a folder without seq2seq_vocab/: their own assets.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with loaded(tf, tmp_path / "seq2seq_new", "translations") as run:
+        for sentences, (words, _, _) in zip(batches, expected):
+            assert np.array_equal(run(np.array(sentences, object)), words)
+    with tf.Graph().as_default() as graph, tf.Session() as sess:
+        meta = tf.saved_model.loader.load(sess, ["serve"], str(tmp_path / "seq2seq_ids"))
+        signature = meta.signature_def["serving_default"]
+        fetch = signature.outputs["translations"].name
+        for words, ids, lengths in expected:
+            feed = {
+                signature.inputs["input_0"].name: ids,
+                signature.inputs["input_1"].name: lengths,
+            }
+            assert np.array_equal(sess.run(fetch, feed), words)
+
+    # saved_model_cli from there, as the page shows, and TF2 code, in one process.
+    (block,) = [b for b in code_blocks(SEQ2SEQ, "text") if "saved_model_cli" in b]
+    mkdir, serve, *shown = block.splitlines()
+    assert mkdir == "$ mkdir elsewhere && cd elsewhere"
+    (elsewhere / "serve.py").write_text(SAVED_MODEL_CLI.format(argv=shlex.split(serve[2:])))
+    (elsewhere / "tf2.py").write_text(
+        "import tensorflow as tf\n"
+        "serve = tf.saved_model.load('../seq2seq_new').signatures['serving_default']\n"
+        "print(serve(src=tf.constant(['lamp goat']))['translations'].numpy().tolist())\n"
+    )
+    (served, status), (tf2, tf2_status) = run_in_turn(
+        [(elsewhere, "serve.py"), (elsewhere, "tf2.py")]
+    )
+    assert status == "0" and served.splitlines() == shown, served
+    assert tf2_status == "0" and tf2.strip() == str(expected[1][0].tolist()), tf2
+
+    # An export whose vocabulary file is gone: one line, nothing written.
+    shutil.copytree(str(tmp_path / "seq2seq_export"), str(tmp_path / "missing"))
+    os.remove(str(tmp_path / "missing" / "assets" / "source.txt"))
+    refused = upgrade_in_process(tmp_path, "missing", "missing_new")
+    assert refused == (
+        "upgrade_export.py: missing has no assets/source.txt, the file its tables are filled from"
+    )
+    assert not (tmp_path / "missing_new").exists()
+
+
 def test_token_ids_through_a_reference_embedding_upgrade(tmp_path, sar, capsys):
     # TF1's default variables, read by embedding_lookup, which colocates
     # with its variable: rebuilt as a resource variable, it must not dangle.
@@ -489,12 +577,12 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
     simple = str(full_run[0] / "simple")
     before = snapshot(str(tmp_path)), snapshot(simple)
     refusals = {
-        ("old",): f"usage: python3 {UPGRADE} OLD_EXPORT NEW_EXPORT",
+        ("old",): f"usage: python3 {UPGRADE} [--at-iterator] OLD_EXPORT NEW_EXPORT",
         ("old", "taken"): "taken already exists: give the name of a folder to create",
         ("old", "nowhere/new"): f"no folder {tmp_path / 'nowhere'} to write nowhere/new in",
         ("old", "old/new"): "old/new is inside old, which this program never writes to",
         ("old", "old/..new"): "old/..new is inside old, which this program never writes to",
-        ("old", ""): f"usage: python3 {UPGRADE} OLD_EXPORT NEW_EXPORT",
+        ("old", ""): f"usage: python3 {UPGRADE} [--at-iterator] OLD_EXPORT NEW_EXPORT",
         ("missing", "new"): "missing: no such folder",
         ("a_file", "new"): "a_file is not a folder",
         ("blank", "new"): "blank is not a SavedModel: its saved_model.pb holds no MetaGraph",
@@ -515,8 +603,8 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
     names = program["upgrade"].__globals__
     real = names["run_export"]
 
-    def off(path, feeds):
-        outputs = real(path, feeds)
+    def off(path, feeds, extra=()):
+        outputs = real(path, feeds, extra)
         return {k: v + 1e-5 for k, v in outputs.items()} if ".upgrade_export-" in path else outputs
 
     monkeypatch.setitem(names, "run_export", off)
