@@ -6,7 +6,6 @@ timing: a process stops at a step by --max-steps, or waits after a printed line
 (PAUSE_HOOK) until the test has killed or interrupted it.
 """
 
-import ast
 import collections
 import contextlib
 import fcntl
@@ -595,35 +594,8 @@ def test_folders_it_must_not_touch_are_one_line_before_tensorflow(tmp_path):
 # The program and its page
 
 
-def test_the_program_keeps_to_python_3_5_grammar():
-    # TF 1.8 runs it too, with Python 3.5: no f-strings, no variable annotations.
-    source = read(EXAMPLE)
-    for version in ((3, 5), (3, 6)):
-        ast.parse(source, feature_version=version)
-    assert not [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.JoinedStr)]
-    # vermin reads the code for the Python version each construct and library call needs.
-    result = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "vermin")]
-        + ["--no-tips", "--violations", "-t=3.5-", EXAMPLE],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert [line for line in result.stdout.splitlines() if "requires" in line] == []
-    assert result.returncode == 0, result.stdout
-
-
-def test_every_excerpt_on_the_page_is_in_the_program():
-    page, program = read(PAGE), read(EXAMPLE)
-    link = "[examples/several_workers.py](../examples/several_workers.py)"
-    excerpts = list(re.finditer(r"^```python\n(.*?)^```", page, re.DOTALL | re.MULTILINE))
-    assert len(excerpts) >= 4
-    start = 0
-    for excerpt in excerpts:
-        assert link in page[start : excerpt.start()], excerpt.group(1)[:200]
-        # Consecutive lines of the file, as they are there.
-        assert "\n" + excerpt.group(1) in "\n" + program, excerpt.group(1)[:200]
-        start = excerpt.end()
+# (Its Python 3.5 grammar, and the page's excerpts being the file's lines, are
+# checked with the other programs', in test_style.py.)
 
 
 def test_the_page_is_linked_from_the_readme_and_runs_from_the_clone():
