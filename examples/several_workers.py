@@ -281,6 +281,12 @@ def status_text(returncode):
     return 128 - returncode if returncode < 0 else returncode
 
 
+def print_line(text, stream=None):
+    """Prints text and its newline in one write: the processes share the terminal, and
+    two lines written a piece at a time by two processes can come out mixed."""
+    print(text + "\n", end="", file=stream or sys.stdout, flush=True)
+
+
 def launch(args, lock):
     """Starts a parameter server and the workers here, as processes of this program; waits for them.
 
@@ -289,7 +295,7 @@ def launch(args, lock):
     hosts = ["127.0.0.1:{}".format(port) for port in free_ports(1 + args.local_workers)]
     cluster = {"ps": hosts[:1], "worker": hosts[1:]}
     line = "Cluster on this machine: ps {}, worker {}"
-    print(line.format(hosts[0], " ".join(hosts[1:])), flush=True)
+    print_line(line.format(hosts[0], " ".join(hosts[1:])))
     # The same Python, with the same warning options, runs each process.
     options = ["-W" + option for option in sys.warnoptions]
     command = [sys.executable] + options + [os.path.abspath(__file__)]
@@ -332,7 +338,7 @@ def launch(args, lock):
     if failed is None:
         failed = next(((name, p.returncode) for name, p in processes if p.returncode), None)
     if not signals and failed is None:
-        print("All {} processes ended well.".format(len(processes)), flush=True)
+        print_line("All {} processes ended well.".format(len(processes)))
         return 0
     path = latest_checkpoint(args.checkpoint_dir)
     if path is None:
@@ -349,7 +355,7 @@ def launch(args, lock):
         said = "{} ended with status {}, so the others were stopped".format(failed[0], status)
         if status == 2:  # It refused to start, and said why: the same command would too.
             resume = "{}, the chief's last checkpoint, is as it was".format(path) if path else ""
-    print("; ".join(part for part in (said, resume) if part), file=sys.stderr)
+    print_line("; ".join(part for part in (said, resume) if part), sys.stderr)
     return status
 
 
@@ -368,7 +374,7 @@ if __name__ == "__main__":
             if LOCK_FD_ENV not in os.environ:  # Unless its launcher holds the lock for it.
                 LOCK = lock_checkpoint_dir(ARGS.checkpoint_dir)
     except Refusal as refusal:
-        print("{}: error: {}".format(NAME, refusal), file=sys.stderr)
+        print_line("{}: error: {}".format(NAME, refusal), sys.stderr)
         sys.exit(2)
 
 # The distributed runtime logs warnings about its normal work (a step's
@@ -755,7 +761,7 @@ STATE = {"count": 0, "last": None, "checkpoints": None}
 
 def say(text):
     """Prints a line, named after this process."""
-    print("{}: {}".format(NAME, text), flush=True)
+    print_line("{}: {}".format(NAME, text))
 
 
 def explain_interrupt(signum, kind, export_dir, export_before):
@@ -811,16 +817,16 @@ def main(args, cluster_spec, kind, index):
             sar.check_export_dir(args.export_dir)  # It also cleans up after killed exports.
         return run_worker(cluster, index, args)
     except sar.UsageError as error:
-        print("{}: error: {}".format(NAME, error), file=sys.stderr)
+        print_line("{}: error: {}".format(NAME, error), sys.stderr)
         return 2
     except sar.Interrupted as interrupted:
         line = explain_interrupt(interrupted.signum, kind, args.export_dir, export_before)
-        print("{}: {}".format(NAME, line), file=sys.stderr)
+        print_line("{}: {}".format(NAME, line), sys.stderr)
         return 128 + interrupted.signum
     except (tf.errors.UnavailableError, tf.errors.AbortedError) as error:
         # A parameter server is gone, and with it the model: nothing to train.
         line = "{}: lost the parameter server ({}); the chief's last checkpoint resumes the run"
-        print(line.format(NAME, lost_reason(error)), file=sys.stderr)
+        print_line(line.format(NAME, lost_reason(error)), sys.stderr)
         return 1
     finally:
         stop_signals.uninstall()
