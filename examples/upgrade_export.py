@@ -196,12 +196,7 @@ class Cut:
                 )
         # The tables the model reads keep their initializers, which the old
         # export's loader ran (its main op): the new export's runs them too.
-        self.table_inits = sorted(
-            node.name
-            for node in self.nodes.values()
-            if node.op.startswith(("InitializeTable", "LookupTableImport"))
-            and split_ref(node.input[0])[0] in self.model
-        )
+        self.table_inits = table_initializers(self, self.model)
         self.walk(self.table_inits)
         # The files they read (vocabularies): assets, by the tensor fed their path.
         self.assets = {
@@ -239,14 +234,33 @@ class Cut:
             stack.extend(node.input)
 
 
+def initializers(cut, get_next):
+    """The initializers (MakeIterator ops) of the iterator a get_next reads, by name."""
+    iterator = split_ref(cut.nodes[get_next].input[0])[0]
+    return sorted(
+        (
+            n
+            for n in cut.nodes.values()
+            if n.op == MAKE_ITERATOR and split_ref(n.input[1])[0] == iterator
+        ),
+        key=lambda n: n.name,
+    )
+
+
+def table_initializers(cut, tables):
+    """The names of the ops that fill these tables (handles by node name)."""
+    return sorted(
+        n.name
+        for n in cut.nodes.values()
+        if n.op.startswith(("InitializeTable", "LookupTableImport"))
+        and split_ref(n.input[0])[0] in tables
+    )
+
+
 def describe_iterator(cut, get_next):
     """How the old export's users had to start the iterator a get_next reads."""
     iterator = cut.nodes[split_ref(cut.nodes[get_next].input[0])[0]]
-    inits = sorted(
-        n.name
-        for n in cut.nodes.values()
-        if n.op == MAKE_ITERATOR and split_ref(n.input[1])[0] == iterator.name
-    )
+    inits = [n.name for n in initializers(cut, get_next)]
     if inits:
         how = f"initializer {', '.join(inits)} ({MAKE_ITERATOR})"
     elif iterator.op.startswith("IteratorFromStringHandle"):
@@ -260,12 +274,7 @@ def describe_iterator(cut, get_next):
 
 def datasets(cut, get_next):
     """The datasets behind a get_next, from the iterator's down to their source, if the graph says."""
-    iterator = split_ref(cut.nodes[get_next].input[0])[0]
-    inits = [
-        n
-        for n in cut.nodes.values()
-        if n.op == MAKE_ITERATOR and split_ref(n.input[1])[0] == iterator
-    ]
+    inits = initializers(cut, get_next)
     if len(inits) != 1:
         return  # A feedable or a one-shot iterator: no initializer says which dataset.
     dataset = cut.nodes[split_ref(inits[0].input[0])[0]]
@@ -361,12 +370,7 @@ def pipeline_front(cut, signature, meta):
     if len(cut.used) != 1:
         return None, "the model reads more than one iterator"
     (get_next,) = cut.used
-    iterator = split_ref(cut.nodes[get_next].input[0])[0]
-    inits = [
-        n
-        for n in cut.nodes.values()
-        if n.op == MAKE_ITERATOR and split_ref(n.input[1])[0] == iterator
-    ]
+    inits = initializers(cut, get_next)
     if len(inits) != 1:
         return None, "no initializer says which dataset the iterator reads"
     node, batch, maps = cut.nodes[split_ref(inits[0].input[0])[0]], None, []
@@ -408,12 +412,7 @@ def pipeline_front(cut, signature, meta):
             return None, f"its map() or its padding reads {name}, which a request does not give"
         nodes.add(name)
         stack.extend(split_ref(ref)[0] for ref in cut.nodes[name].input)
-    table_inits = sorted(
-        n.name
-        for n in cut.nodes.values()
-        if n.op.startswith(("InitializeTable", "LookupTableImport"))
-        and split_ref(n.input[0])[0] in nodes
-    )
+    table_inits = table_initializers(cut, nodes)
     for name in table_inits:
         stack = [name]
         while stack:
