@@ -1,11 +1,18 @@
 """Shared helpers: run the script as a user does, and import it for finer tests."""
 
+import atexit
 import collections
+import json
 import os
 import re
+import select
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 
 import numpy as np
 import pytest
@@ -176,17 +183,31 @@ def start_script(cwd, *args, stderr=subprocess.PIPE):
     return start_python(cwd, SCRIPT, *args, stderr=stderr)
 
 
-# Runs the script's main() made to wait at one moment until a signal ends it, so
-# that a test lands a kill or an interrupt exactly there, however busy the
-# machine. Arguments: the moment, which time it comes (1 for the first), then
-# the script's own arguments. It prints PAUSED when it waits.
-PAUSED_RUN = """
-import os, sys, time
+# Runs of the script forked from a process that has imported it: each is a
+# process of its own, with its own pid, exit status, stdout and stderr, that a
+# test signals or kill -9s as it would a user's, and none pays TensorFlow's
+# import again (seconds each; the suite would be mostly imports). What only a
+# new interpreter shows (the script's start-up, its argument errors, what it
+# prints as TensorFlow is imported) the tests check with real runs:
+# run_script, start_script, full_run, .ci/versions.
+#
+# The server imports the script and builds nothing: no graph, no session, so
+# that each run starts TensorFlow's runtime of its own. For each request (a
+# folder, the arguments, a moment to wait at, and the two file descriptors for
+# stdout and stderr), it forks a waiter, which forks the run and writes its pid,
+# then its exit status as Popen gives it (-9 for a kill -9), on the connection.
+#
+# A moment makes the run wait there until a signal ends it, so that a test
+# lands a kill or an interrupt exactly there, however busy the machine; it
+# prints PAUSED when it waits. Moments: "checkpoint written", "checkpoint
+# named", "export written", "export building", "clean-up"; count says which
+# time it comes (1 for the first).
+FORK_SERVER = """
+import json, os, signal, socket, sys, time, traceback
 sys.path.insert(0, sys.argv[1])
 import save_and_restore as sar
 from tensorflow.python.checkpoint import checkpoint_management
-
-moment, count, calls = sys.argv[2], int(sys.argv[3]), []
+from tensorflow.python.training import saver
 
 
 def pause():
@@ -201,7 +222,9 @@ def wait_for_go():
         time.sleep(0.01)
 
 
-def pausing(function, before):
+def pausing(function, before, count):
+    calls = []
+
     def wrapper(*args, **kwargs):
         calls.append(1)
         if before and len(calls) == count:
@@ -213,40 +236,209 @@ def pausing(function, before):
     return wrapper
 
 
-if moment == "checkpoint written":
-    # Saver.save writes the checkpoint's files, then names it in `checkpoint`:
-    # this waits in between, inside TensorFlow's code (for a kill -9).
-    update = checkpoint_management.update_checkpoint_state_internal
-    checkpoint_management.update_checkpoint_state_internal = pausing(update, True)
-elif moment == "checkpoint named":  # Once Saver.save has returned to train().
-    sar.tf.train.Saver.save = pausing(sar.tf.train.Saver.save, False)
-elif moment == "export written":  # By simple_save, before the rest and the swap.
-    sar.tf.saved_model.simple_save = pausing(sar.tf.saved_model.simple_save, False)
-elif moment == "export building":
-    # Inside TensorFlow's code: simple_save building its Saver, until a file
-    # named go appears; then, back in the script's save_model, the same pause.
-    from tensorflow.python.training import saver
+def wait_at(moment, count):
+    if moment == "checkpoint written":
+        # Saver.save writes the checkpoint's files, then names it in `checkpoint`:
+        # this waits in between, inside TensorFlow's code (for a kill -9).
+        update = checkpoint_management.update_checkpoint_state_internal
+        checkpoint_management.update_checkpoint_state_internal = pausing(update, True, count)
+    elif moment == "checkpoint named":  # Once Saver.save has returned to train().
+        sar.tf.train.Saver.save = pausing(sar.tf.train.Saver.save, False, count)
+    elif moment == "export written":  # By simple_save, before the rest and the swap.
+        sar.tf.saved_model.simple_save = pausing(sar.tf.saved_model.simple_save, False, count)
+    elif moment == "export building":
+        # Inside TensorFlow's code: simple_save building its Saver, until a file
+        # named go appears; then, back in the script's save_model, the same pause.
+        build = saver.Saver.build
 
-    build = saver.Saver.build
+        def building(self, *args, **kwargs):
+            wait_for_go()
+            result = build(self, *args, **kwargs)
+            print("BUILT", flush=True)
+            return result
 
-    def building(self, *args, **kwargs):
-        wait_for_go()
-        result = build(self, *args, **kwargs)
-        print("BUILT", flush=True)
-        return result
+        saver.Saver.build = building
+        sar.tf.saved_model.simple_save = pausing(sar.tf.saved_model.simple_save, False, count)
+    elif moment == "clean-up":  # Removing the staging folder, after the swap, until "go".
+        rmtree = sar.shutil.rmtree
 
-    saver.Saver.build = building
-    sar.tf.saved_model.simple_save = pausing(sar.tf.saved_model.simple_save, False)
-elif moment == "clean-up":  # Removing the staging folder, after the swap, until "go".
-    rmtree = sar.shutil.rmtree
+        def removing(*args, **kwargs):
+            wait_for_go()
+            return rmtree(*args, **kwargs)
 
-    def removing(*args, **kwargs):
-        wait_for_go()
-        return rmtree(*args, **kwargs)
+        sar.shutil.rmtree = removing
+    else:
+        assert moment is None, moment
 
-    sar.shutil.rmtree = removing
-sys.exit(sar.main(sys.argv[4:]))
+
+def run(request, fds):
+    \"\"\"The run itself: python3 save_and_restore.py ARGS, from main() on.\"\"\"
+    os.chdir(request["cwd"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    for fd, target in zip([null] + fds, (0, 1, 2)):
+        os.dup2(fd, target)
+        os.close(fd)
+    sys.argv = [sar.__file__] + request["args"]
+    wait_at(request["moment"], request["count"])
+    try:
+        code = sar.main(request["args"])
+    except SystemExit as exit:
+        code = exit.code
+    except KeyboardInterrupt:  # As Python ends: the traceback, then killed by SIGINT.
+        traceback.print_exc()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(sys.argv[2])
+server.listen(8)
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # The waiters end unwaited for.
+print("READY", flush=True)
+while True:
+    connection, _ = server.accept()
+    message, fds, _, _ = socket.recv_fds(connection, 1 << 16, 2)
+    if os.fork() == 0:  # The waiter.
+        server.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        pid = os.fork()
+        if pid == 0:
+            connection.close()
+            run(json.loads(message.decode()), fds)
+        for fd in fds:
+            os.close(fd)
+        connection.sendall(b"%d\\n" % pid)
+        _, status = os.waitpid(pid, 0)
+        connection.sendall(b"%d\\n" % os.waitstatus_to_exitcode(status))
+        os._exit(0)
+    connection.close()
+    for fd in fds:
+        os.close(fd)
 """
+
+
+class Forked:
+    """A run forked by the server: what the tests use of subprocess.Popen."""
+
+    def __init__(self, cwd, args, moment=None, count=1, stderr=subprocess.PIPE):
+        out, out_end = os.pipe()
+        if stderr == subprocess.DEVNULL:
+            err, err_end = None, os.open(os.devnull, os.O_WRONLY)
+        else:
+            err, err_end = os.pipe()
+        request = {"cwd": str(cwd), "args": list(args), "moment": moment, "count": count}
+        self._connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._connection.connect(fork_server())
+        socket.send_fds(self._connection, [json.dumps(request).encode()], [out_end, err_end])
+        os.close(out_end)
+        os.close(err_end)
+        self.stdout = os.fdopen(out)
+        self.stderr = None if err is None else os.fdopen(err)
+        self._replies = b""
+        self.returncode = None
+        self.pid = self._reply(block=True)
+        STARTED.append(self)
+
+    def _reply(self, block, timeout=None):
+        """The next number the waiter sends; None if it has not come (block=False or timeout)."""
+        while b"\n" not in self._replies:
+            ready, _, _ = select.select([self._connection], [], [], timeout if block else 0)
+            if not ready:
+                return None
+            data = self._connection.recv(64)
+            assert data, "the fork server's waiter ended without a word"
+            self._replies += data
+        line, self._replies = self._replies.split(b"\n", 1)
+        return int(line)
+
+    def poll(self):
+        if self.returncode is None:
+            self.returncode = self._reply(block=False)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        if self.returncode is None:
+            self.returncode = self._reply(block=True, timeout=timeout)
+            if self.returncode is None:
+                raise subprocess.TimeoutExpired(["fork"], timeout)
+        return self.returncode
+
+    def send_signal(self, signum):
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self, timeout=None):
+        """Reads stdout and stderr to their ends, and waits: (stdout, stderr)."""
+        printed = {}
+        readers = [
+            threading.Thread(
+                target=lambda name=name, file=file: printed.update({name: file.read()})
+            )
+            for name, file in (("out", self.stdout), ("err", self.stderr))
+            if file is not None and not file.closed  # Read already by an earlier call.
+        ]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(timeout)
+            if reader.is_alive():
+                raise subprocess.TimeoutExpired(["fork"], timeout)
+        self.wait(timeout)
+        for file in (self.stdout, self.stderr, self._connection):
+            if file is not None:
+                file.close()
+        return printed.get("out"), printed.get("err")
+
+
+SERVER = {}
+
+
+def fork_server():
+    """The fork server's socket; the server starts at the first call (one per pytest-xdist worker)."""
+    if "path" not in SERVER:
+        folder = tempfile.mkdtemp(prefix="fork_server-")
+        SERVER["path"] = os.path.join(folder, "socket")
+        process = subprocess.Popen(
+            [sys.executable, "-c", FORK_SERVER, ROOT, SERVER["path"]],
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert process.stdout.readline() == "READY\n", "the fork server did not start"
+
+        def stop():
+            process.kill()
+            process.communicate()
+            shutil.rmtree(folder, ignore_errors=True)
+
+        atexit.register(stop)
+    return SERVER["path"]
+
+
+def fork_script(cwd, *args, stderr=subprocess.PIPE):
+    """Starts a forked run of the script with ARGS in cwd: a Popen-like process."""
+    return Forked(cwd, args, stderr=stderr)
+
+
+def run_forked(cwd, *args):
+    """Runs the script with ARGS in cwd, forked: a Result."""
+    process = Forked(cwd, args)
+    out, err = process.communicate(timeout=600)
+    return Result(process.returncode, out, err)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -284,8 +476,8 @@ def no_process_left():
 
 
 def start_paused(cwd, moment, count, *args):
-    """Starts the script's main(ARGS) in cwd; returns (process, its stdout) once it waits at moment."""
-    process = start_python(cwd, "-c", PAUSED_RUN, ROOT, moment, str(count), *args)
+    """Starts a forked run of the script in cwd; returns (process, its stdout) once it waits at moment."""
+    process = Forked(cwd, args, moment, count)
     printed = read_until(process, "PAUSED")
     assert printed.endswith("PAUSED\n"), printed
     return process, printed[: -len("PAUSED\n")]

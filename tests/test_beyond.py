@@ -18,6 +18,7 @@ from conftest import (
     example,
     parse_array,
     read,
+    run_forked,
     run_script,
     script_stderr,
 )
@@ -30,7 +31,7 @@ GETNEXT_ERROR = "GetNext() failed because the iterator has not been initialized"
 def test_restore_only_prints_the_full_runs_final_inference_and_never_writes(full_run):
     folder, full = full_run
     before = snapshot(str(folder))
-    result = run_script(folder, "--restore-only")
+    result = run_forked(folder, "--restore-only")
     assert result.returncode == 0, result.stderr
     restored = after(result.stdout, "Restored values: ")
     assert len(restored) == 2

@@ -17,10 +17,11 @@ from conftest import (
     after,
     assert_same_output,
     code_blocks,
+    fork_script,
     from_saving,
     read,
     read_until,
-    run_script,
+    run_forked,
     script_stderr,
     start_paused,
     start_script,
@@ -96,12 +97,12 @@ def test_docs_show_what_stopping_and_resuming_print(tmp_path, run_main):
         ["--checkpoint-dir", "ckpt", "--max-steps", "2"],
         ["--checkpoint-dir", "ckpt"],
     ]
-    # In the page's order. The resumed run is a new process, as a user's is;
-    # the others may run here.
+    # In the page's order. The resumed run is a process of its own, as a user's
+    # is; the others may run here.
     result = run_main(tmp_path, *stop[0])
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_output(stop[1], result.stdout)
-    result = run_script(tmp_path, *resume[0])
+    result = run_forked(tmp_path, *resume[0])
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_output(resume[1], result.stdout)
     # --max-steps behind the checkpoint: one line, and nothing trained or written.
@@ -150,7 +151,7 @@ def test_sigkill_at_any_moment_resumes_to_the_same_result(full_run, tmp_path, ru
     # in test_safety): the run resumes from a step that was done, no further.
     folder = tmp_path / "anywhere"
     folder.mkdir()
-    process = start_script(folder, "--checkpoint-dir", "ckpt", stderr=subprocess.DEVNULL)
+    process = fork_script(folder, "--checkpoint-dir", "ckpt", stderr=subprocess.DEVNULL)
     printed = read_until(process, "Epoch 0, batch 1")
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -219,10 +220,11 @@ def test_interrupted_at_any_moment_says_what_it_leaves_and_resumes(full_run, tmp
     ):
         folder = tmp_path / str(number)
         folder.mkdir()
-        process = start_script(folder, "--checkpoint-dir", "ckpt")
-        if marker is None:  # While TensorFlow is imported, most likely.
+        if marker is None:  # While TensorFlow is imported, most likely: a new interpreter.
+            process = start_script(folder, "--checkpoint-dir", "ckpt")
             handles_signals(process)
         else:
+            process = fork_script(folder, "--checkpoint-dir", "ckpt")
             read_until(process, marker)
         line = assert_one_line_or_done(interrupted(process, signum), signum)
         if line and "before anything was written" in line:
@@ -539,7 +541,7 @@ def test_a_checkpoint_dir_another_run_trains_in_is_refused(full_run, tmp_path, r
 
     # A run that holds the folder, stopped mid-training (SIGSTOP) so that it
     # is still there, however busy the machine, while a second run starts.
-    first = start_script(tmp_path, "--checkpoint-dir", "ckpt")
+    first = fork_script(tmp_path, "--checkpoint-dir", "ckpt")
     printed = read_until(first, "Epoch 0, batch 0")
     first.send_signal(signal.SIGSTOP)
     try:

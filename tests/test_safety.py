@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 from conftest import (
     code_blocks,
+    fork_script,
     read_until,
+    run_forked,
     run_script,
     script_stderr,
     start_paused,
-    start_script,
 )
 
 
@@ -67,7 +68,7 @@ def test_a_users_simple_is_left_exactly_as_it_is(tmp_path, run_main, kind):
 
 def test_runs_repeat_the_same_numbers_and_replace_the_export(full_run, tmp_path, run_main):
     _, first = full_run
-    second = run_script(tmp_path)
+    second = run_forked(tmp_path)  # A process of its own.
     assert second.returncode == 0, second.stderr
     (tmp_path / "simple" / "variables" / "marker").write_bytes(b"from the second run")
     third = run_main(tmp_path)  # This one replaces the second one's export.
@@ -97,7 +98,7 @@ def test_sigkill_during_the_export_never_leaves_a_broken_export(full_run, tmp_pa
     # Then wherever the kills land, from the "Saving" line on.
     for number in range(2):
         if number:
-            process = start_script(tmp_path, stderr=subprocess.DEVNULL)
+            process = fork_script(tmp_path, stderr=subprocess.DEVNULL)
             read_until(process, "Saving to")
             process.send_signal(signal.SIGKILL)
             process.wait()
@@ -388,7 +389,7 @@ def test_the_swap_waits_for_a_run_that_holds_the_lock(full_run, tmp_path):
     folder = os.open(str(tmp_path), os.O_RDONLY)
     fcntl.flock(folder, fcntl.LOCK_EX)  # As another run swapping its export would.
     try:
-        process = start_script(tmp_path)
+        process = fork_script(tmp_path)
         read_until(process, "Saving to")
         time.sleep(0.5)
         # The new export is written, but waits to be swapped in.
@@ -404,7 +405,7 @@ def test_the_swap_waits_for_a_run_that_holds_the_lock(full_run, tmp_path):
 
 
 def test_two_runs_at_once_on_one_export_both_finish(tmp_path, run_main):
-    runs = [start_script(tmp_path) for _ in range(2)]
+    runs = [fork_script(tmp_path) for _ in range(2)]
     for process in runs:
         out, err = process.communicate(timeout=600)
         assert process.returncode == 0, err

@@ -12,10 +12,10 @@ from conftest import (
     after,
     assert_same_output,
     code_blocks,
+    fork_script,
     from_saving,
     read_until,
-    run_script,
-    start_script,
+    run_forked,
     training_lines,
 )
 from test_resume import transcript
@@ -74,7 +74,7 @@ def test_shuffle_resumes_as_if_never_stopped(full_run, tmp_path, run_main, sar):
     folder = tmp_path / "page"
     folder.mkdir()
     assert_same_output(stop[1], run_main(folder, *stop[0]).stdout)
-    result = run_script(folder, *resume[0])  # A new process, as a user's is.
+    result = run_forked(folder, *resume[0])  # A process of its own, as a user's is.
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_output(resume[1], result.stdout)
     assert training_lines(result.stdout) == training_lines(whole.stdout)[2:]
@@ -107,7 +107,7 @@ def test_shuffle_resumes_as_if_never_stopped(full_run, tmp_path, run_main, sar):
     # Killed mid-training, some while a checkpoint was written, then resumed.
     folder = tmp_path / "killed"
     folder.mkdir()
-    process = start_script(
+    process = fork_script(
         folder, "--shuffle", "--checkpoint-dir", "ckpt", stderr=subprocess.DEVNULL
     )
     read_until(process, "Epoch 1, batch 0")  # Whatever the kill then lands on.
