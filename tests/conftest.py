@@ -442,22 +442,46 @@ def run_forked(cwd, *args):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Puts the tests marked heavy where each worker starts: none is left for the end.
+    """Puts the tests marked heavy where the workers start, the longest first.
 
-    pytest-xdist's worksteal gives each worker an equal slice of the list,
-    then moves tests from the end of the longest queue to an idle worker.
+    pytest-xdist's worksteal gives each worker an equal slice of the list, then
+    moves tests from the end of the longest queue to an idle worker: a heavy
+    test left at the end would run alone. Each heavy test goes to the worker
+    with the least heavy seconds so far (its marker's argument), and the tests
+    that read what it built once for the session follow it there, so that no
+    other worker waits for it to be built.
     """
-    workers = config.getoption("numprocesses", None) or 1
-    workers = os.cpu_count() if workers == "auto" else int(workers)
-    heavy = [item for item in items if item.get_closest_marker("heavy")]
-    light = [item for item in items if not item.get_closest_marker("heavy")]
+    # In a worker, xdist says how many there are; without xdist, one.
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT") or config.getoption("numprocesses", 0)
+    workers = (os.cpu_count() if workers in ("auto", "logical") else int(workers or 0)) or 1
+    heavy = sorted(
+        (item for item in items if item.get_closest_marker("heavy")),
+        key=lambda item: -item.get_closest_marker("heavy").args[0],
+    )
+    slices, load = [[] for _ in range(workers)], [0] * workers
+    for item in heavy:
+        worker = load.index(min(load))
+        load[worker] += item.get_closest_marker("heavy").args[0]
+        shared = [name for name in SCENARIOS if name in item.fixturenames]
+        slices[worker] += [item] + [
+            other
+            for other in items
+            if other is not item
+            and not other.get_closest_marker("heavy")
+            and any(name in other.fixturenames for name in shared)
+        ]
+    placed = {id(item) for part in slices for item in part}
+    light = [item for item in items if id(item) not in placed]
     size = -(-len(items) // workers)
-    ordered = []
-    for worker in range(workers):
-        own = heavy[worker::workers]
-        ordered += own + light[: max(0, size - len(own))]
-        light = light[max(0, size - len(own)) :]
-    items[:] = ordered + light
+    for part in slices:
+        count = max(0, size - len(part))
+        part += light[:count]
+        light = light[count:]
+    items[:] = [item for part in slices for item in part] + light
+
+
+# What a heavy test builds once for the session, that other tests read.
+SCENARIOS = ("local_runs", "one_worker_killed")
 
 
 # The processes the tests start and watch: none outlives its test, even one that fails.

@@ -27,7 +27,7 @@ from test_safety import snapshot
 GETNEXT_ERROR = "GetNext() failed because the iterator has not been initialized"
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(7)
 def test_restore_only_prints_the_full_runs_final_inference_and_never_writes(full_run):
     folder, full = full_run
     before = snapshot(str(folder))
@@ -140,7 +140,7 @@ def serve(export_dir, folder, **inputs):
     return np.load(str(outdir / "logits.npy"))
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(10)
 def test_saved_model_cli_serves_the_export_without_the_iterator(full_run, sar, tmp_path):
     folder, _ = full_run
     export_dir = str(folder / "simple")

@@ -116,7 +116,7 @@ def replaced(text, old, new):
     return text.replace(old, new)
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(7)
 def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path):
     folder, _ = full_run
     shutil.copytree(str(folder / "simple"), str(tmp_path / "simple"))
@@ -192,7 +192,7 @@ def copy_of(folder, to):
     return to
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(25)
 def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_path, run_main):
     _, full = full_run
     for steps in (1, 2, 3):
@@ -316,7 +316,7 @@ def test_the_export_runs_in_onnx_runtime(full_run, sar, tmp_path):
         np.testing.assert_allclose(logits, through_iterator, atol=1e-6)
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(14)
 def test_an_lstm_model_of_ones_own_moves_to_keras3_with_its_mask(tmp_path):
     made = run_python(tmp_path, example("make_tf1_lstm.py"))  # TF1 code: it sets what it needs.
     assert made.returncode == 0, made.stderr[-3000:]

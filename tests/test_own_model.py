@@ -23,7 +23,7 @@ def own_model(folder, code=None):
     return run_python(folder, "own_model.py")
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(13)
 def test_own_model_trains_exports_restores_and_serves_as_the_page_shows(tmp_path):
     result = own_model(tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -210,7 +210,7 @@ def handles_signals(process):
         time.sleep(0.01)
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(5)
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc (Linux)")
 def test_interrupted_at_any_moment_says_what_it_leaves_and_resumes(full_run, tmp_path, run_main):
     # Wherever each signal lands: one line, and the same command goes on to the

@@ -316,7 +316,7 @@ def one_worker_killed(tmp_path_factory, worker_id):
 # Local runs: stopped at a step, interrupted, finished
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(25)
 def test_the_page_shows_the_local_runs(local_runs):
     _, results = local_runs
     shown = transcripts("Run it")
@@ -456,7 +456,7 @@ def test_the_chief_s_checkpoint_holds_every_worker_s_count(local_runs, sar):
 # One worker killed, the others going on
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(17)
 def test_a_worker_killed_and_restarted_resumes_from_its_count(one_worker_killed):
     _, results = one_worker_killed
     killed, again = results["killed"], results["again"]

@@ -34,7 +34,7 @@ def checkpoint_size(prefix):
     )
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(10)
 def test_shuffle_resumes_as_if_never_stopped(full_run, tmp_path, run_main, sar):
     # The uninterrupted --shuffle run, twice: the same every run.
     (tmp_path / "whole").mkdir()

@@ -180,7 +180,7 @@ def upgrade_in_process(folder, *args):
         os.chdir(cwd)
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(10)
 def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, capfd, monkeypatch):
     # Made in this process (its TensorFlow is TF1's too): what it prints, and no warning.
     monkeypatch.chdir(tmp_path)
@@ -324,7 +324,7 @@ print(json.dumps(largest))
 """
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(18)
 def test_every_kind_of_iterator_export_upgrades_and_serves_everywhere(tmp_path, sar, capsys):
     import old_exports  # Builds with this process's TensorFlow, as TF 1.x code.
 
@@ -450,7 +450,7 @@ def test_what_tensorflow_2_refuses_is_left_out_or_said_in_one_line(tmp_path, sar
 SEQ2SEQ = "Sentences in, words out: the pipeline carried over"
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(19)
 def test_a_seq2seq_export_serves_sentences_from_any_folder(tmp_path, sar, capfd, monkeypatch):
     tf = sar.tf
     # Made in this process (TF1 code, as this process's TensorFlow is), as the page shows.

@@ -24,7 +24,7 @@ def installed_versions(command, cwd=None):
     )
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(7)
 def test_ci_versions_fails_at_the_resume_step_when_the_resumed_run_reads_other_batches(tmp_path):
     # A copy of the project whose resumed run initializes its iterator again
     # after restoring it: it reads the epoch's first batch again, one batch off.
@@ -53,7 +53,7 @@ def test_ci_versions_fails_at_the_resume_step_when_the_resumed_run_reads_other_b
     assert sorted(os.listdir(str(tmp_path))) == [".ci", "README.md", "save_and_restore.py"]
 
 
-@pytest.mark.heavy
+@pytest.mark.heavy(28)
 def test_ci_versions_passes_here_and_prints_what_the_versions_page_shows(tmp_path):
     (block,) = code_blocks("Checking a row yourself", "text")
     command, shown = block.split("\n", 1)
