@@ -183,163 +183,55 @@ def start_script(cwd, *args, stderr=subprocess.PIPE):
     return start_python(cwd, SCRIPT, *args, stderr=stderr)
 
 
-# Runs of the script forked from a process that has imported it: each is a
-# process of its own, with its own pid, exit status, stdout and stderr, that a
-# test signals or kill -9s as it would a user's, and none pays TensorFlow's
-# import again (seconds each; the suite would be mostly imports). What only a
-# new interpreter shows (the script's start-up, its argument errors, what it
-# prints as TensorFlow is imported) the tests check with real runs:
-# run_script, start_script, full_run, .ci/versions.
-#
-# The server imports the script and builds nothing: no graph, no session, so
-# that each run starts TensorFlow's runtime of its own. For each request (a
-# folder, the arguments, a moment to wait at, and the two file descriptors for
-# stdout and stderr), it forks a waiter, which forks the run and writes its pid,
-# then its exit status as Popen gives it (-9 for a kill -9), on the connection.
-#
-# A moment makes the run wait there until a signal ends it, so that a test
-# lands a kill or an interrupt exactly there, however busy the machine; it
-# prints PAUSED when it waits. Moments: "checkpoint written", "checkpoint
-# named", "export written", "export building", "clean-up"; count says which
-# time it comes (1 for the first).
-FORK_SERVER = """
-import json, os, signal, socket, sys, time, traceback
-sys.path.insert(0, sys.argv[1])
-import save_and_restore as sar
-from tensorflow.python.checkpoint import checkpoint_management
-from tensorflow.python.training import saver
-
-
-def pause():
-    print("PAUSED", flush=True)
-    while True:
-        time.sleep(60)
-
-
-def wait_for_go():
-    print("PAUSED", flush=True)
-    while not os.path.exists("go"):
-        time.sleep(0.01)
-
-
-def pausing(function, before, count):
-    calls = []
-
-    def wrapper(*args, **kwargs):
-        calls.append(1)
-        if before and len(calls) == count:
-            pause()
-        result = function(*args, **kwargs)
-        if not before and len(calls) == count:
-            pause()
-        return result
-    return wrapper
-
-
-def wait_at(moment, count):
-    if moment == "checkpoint written":
-        # Saver.save writes the checkpoint's files, then names it in `checkpoint`:
-        # this waits in between, inside TensorFlow's code (for a kill -9).
-        update = checkpoint_management.update_checkpoint_state_internal
-        checkpoint_management.update_checkpoint_state_internal = pausing(update, True, count)
-    elif moment == "checkpoint named":  # Once Saver.save has returned to train().
-        sar.tf.train.Saver.save = pausing(sar.tf.train.Saver.save, False, count)
-    elif moment == "export written":  # By simple_save, before the rest and the swap.
-        sar.tf.saved_model.simple_save = pausing(sar.tf.saved_model.simple_save, False, count)
-    elif moment == "export building":
-        # Inside TensorFlow's code: simple_save building its Saver, until a file
-        # named go appears; then, back in the script's save_model, the same pause.
-        build = saver.Saver.build
-
-        def building(self, *args, **kwargs):
-            wait_for_go()
-            result = build(self, *args, **kwargs)
-            print("BUILT", flush=True)
-            return result
-
-        saver.Saver.build = building
-        sar.tf.saved_model.simple_save = pausing(sar.tf.saved_model.simple_save, False, count)
-    elif moment == "clean-up":  # Removing the staging folder, after the swap, until "go".
-        rmtree = sar.shutil.rmtree
-
-        def removing(*args, **kwargs):
-            wait_for_go()
-            return rmtree(*args, **kwargs)
-
-        sar.shutil.rmtree = removing
-    else:
-        assert moment is None, moment
-
-
-def run(request, fds):
-    \"\"\"The run itself: python3 save_and_restore.py ARGS, from main() on.\"\"\"
-    os.chdir(request["cwd"])
-    null = os.open(os.devnull, os.O_RDONLY)
-    for fd, target in zip([null] + fds, (0, 1, 2)):
-        os.dup2(fd, target)
-        os.close(fd)
-    sys.argv = [sar.__file__] + request["args"]
-    wait_at(request["moment"], request["count"])
-    try:
-        code = sar.main(request["args"])
-    except SystemExit as exit:
-        code = exit.code
-    except KeyboardInterrupt:  # As Python ends: the traceback, then killed by SIGINT.
-        traceback.print_exc()
-        sys.stderr.flush()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    if code is not None and not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code or 0)
-
-
-server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-server.bind(sys.argv[2])
-server.listen(8)
-signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # The waiters end unwaited for.
-print("READY", flush=True)
-while True:
-    connection, _ = server.accept()
-    message, fds, _, _ = socket.recv_fds(connection, 1 << 16, 2)
-    if os.fork() == 0:  # The waiter.
-        server.close()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        pid = os.fork()
-        if pid == 0:
-            connection.close()
-            run(json.loads(message.decode()), fds)
-        for fd in fds:
-            os.close(fd)
-        connection.sendall(b"%d\\n" % pid)
-        _, status = os.waitpid(pid, 0)
-        connection.sendall(b"%d\\n" % os.waitstatus_to_exitcode(status))
-        os._exit(0)
-    connection.close()
-    for fd in fds:
-        os.close(fd)
-"""
-
-
+# Runs forked from a process that has imported TensorFlow already (fork_server.py):
+# each is a process of its own, that a test signals or kills as a user's, and
+# none pays TensorFlow's import again. What only a new interpreter shows (the
+# script's start-up, its argument errors, what is printed as TensorFlow is
+# imported) the tests check with real runs: run_script, start_script,
+# full_run, .ci/versions.
 class Forked:
-    """A run forked by the server: what the tests use of subprocess.Popen."""
+    """A run forked by a fork server: what the tests use of subprocess.Popen.
 
-    def __init__(self, cwd, args, moment=None, count=1, stderr=subprocess.PIPE):
+    argv is what follows `python`; flavour, the server's ("script" or
+    "keras3"); env, the run's environment (by default the server's: this one's,
+    without TF_USE_LEGACY_KERAS for keras3); session, a process group of its
+    own; before, code run first; moment and count, where the tutorial waits;
+    preset, (name, value) pairs a program sets in the environment before its
+    imports (TF_CPP_MIN_LOG_LEVEL, which TensorFlow reads as it is imported),
+    which the server must import under.
+    """
+
+    def __init__(
+        self,
+        cwd,
+        argv,
+        flavour="script",
+        env=None,
+        stderr=subprocess.PIPE,
+        session=False,
+        before=None,
+        moment=None,
+        count=1,
+        preset=(),
+    ):
         out, out_end = os.pipe()
         if stderr == subprocess.DEVNULL:
             err, err_end = None, os.open(os.devnull, os.O_WRONLY)
         else:
             err, err_end = os.pipe()
-        request = {"cwd": str(cwd), "args": list(args), "moment": moment, "count": count}
+        request = {
+            "cwd": str(cwd),
+            "argv": [str(arg) for arg in argv],
+            "env": env,
+            "session": session,
+            "before": before,
+            "moment": moment,
+            "count": count,
+        }
         self._connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._connection.connect(fork_server())
-        socket.send_fds(self._connection, [json.dumps(request).encode()], [out_end, err_end])
+        self._connection.connect(fork_server(flavour, *preset))
+        message = json.dumps(request).encode() + b"\n"
+        socket.send_fds(self._connection, [message], [out_end, err_end])
         os.close(out_end)
         os.close(err_end)
         self.stdout = os.fdopen(out)
@@ -403,17 +295,26 @@ class Forked:
         return printed.get("out"), printed.get("err")
 
 
-SERVER = {}
+SERVERS = {}
+# What importing save_and_restore sets in the environment, where none was.
+SET_BY_THE_TUTORIAL = ("TF_CPP_MIN_LOG_LEVEL", "TF_USE_LEGACY_KERAS")
 
 
-def fork_server():
-    """The fork server's socket; the server starts at the first call (one per pytest-xdist worker)."""
-    if "path" not in SERVER:
+def fork_server(flavour, *preset):
+    """The socket of the fork server of that flavour and preset; it starts at the first call."""
+    if (flavour, preset) not in SERVERS:
         folder = tempfile.mkdtemp(prefix="fork_server-")
-        SERVER["path"] = os.path.join(folder, "socket")
+        path = os.path.join(folder, "socket")
+        # A user's environment: without what this session's import of the
+        # tutorial set in it, which the server's own imports set, or not.
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        for name in SET_BY_THE_TUTORIAL:
+            env.pop(name, None)
+        env.update(preset)
+        server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fork_server.py")
         process = subprocess.Popen(
-            [sys.executable, "-c", FORK_SERVER, ROOT, SERVER["path"]],
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            [sys.executable, server, flavour, path],
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -426,19 +327,24 @@ def fork_server():
             shutil.rmtree(folder, ignore_errors=True)
 
         atexit.register(stop)
-    return SERVER["path"]
+        SERVERS[flavour, preset] = path
+    return SERVERS[flavour, preset]
+
+
+def forked_result(process, timeout=600):
+    """Waits for a forked run to end: a Result."""
+    out, err = process.communicate(timeout=timeout)
+    return Result(process.returncode, out, err)
 
 
 def fork_script(cwd, *args, stderr=subprocess.PIPE):
     """Starts a forked run of the script with ARGS in cwd: a Popen-like process."""
-    return Forked(cwd, args, stderr=stderr)
+    return Forked(cwd, [SCRIPT, *args], stderr=stderr)
 
 
 def run_forked(cwd, *args):
     """Runs the script with ARGS in cwd, forked: a Result."""
-    process = Forked(cwd, args)
-    out, err = process.communicate(timeout=600)
-    return Result(process.returncode, out, err)
+    return forked_result(Forked(cwd, [SCRIPT, *args]))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -501,7 +407,7 @@ def no_process_left():
 
 def start_paused(cwd, moment, count, *args):
     """Starts a forked run of the script in cwd; returns (process, its stdout) once it waits at moment."""
-    process = Forked(cwd, args, moment, count)
+    process = Forked(cwd, [SCRIPT, *args], moment=moment, count=count)
     printed = read_until(process, "PAUSED")
     assert printed.endswith("PAUSED\n"), printed
     return process, printed[: -len("PAUSED\n")]

@@ -22,6 +22,7 @@ from conftest import (
     run_script,
     script_stderr,
 )
+from test_leaving_tf1 import run_python
 from test_safety import snapshot
 
 GETNEXT_ERROR = "GetNext() failed because the iterator has not been initialized"
@@ -108,12 +109,18 @@ def test_show_pitfall_exits_1_when_the_pitfall_does_not_happen(
     assert result.stdout.rstrip().endswith("Inferences match: True")
 
 
-def saved_model_cli(*args, cwd=None):
-    """Runs the saved_model_cli installed with TensorFlow, next to this Python."""
-    command = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    return subprocess.run(
-        [command] + list(args), cwd=cwd, capture_output=True, text=True, check=False, timeout=600
-    )
+# What the saved_model_cli command installed with TensorFlow runs.
+SAVED_MODEL_CLI_MAIN = """
+import sys
+from tensorflow.python.tools.saved_model_cli import main
+sys.argv[0] = "saved_model_cli"
+sys.exit(main())
+"""
+
+
+def saved_model_cli(*args, cwd):
+    """Runs saved_model_cli ARGS in cwd, forked (conftest.Forked): a Result."""
+    return run_python(cwd, "-c", SAVED_MODEL_CLI_MAIN, *args)
 
 
 def serve(export_dir, folder, **inputs):
@@ -135,6 +142,7 @@ def serve(export_dir, folder, **inputs):
         feeds,
         "--outdir",
         str(outdir),
+        cwd=folder,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return np.load(str(outdir / "logits.npy"))
@@ -218,14 +226,7 @@ def test_signature_keeps_the_original_keys_and_adds_features(full_run, sar):
 
 def test_readme_restore_program_prints_the_final_inference(full_run):
     folder, full = full_run
-    result = subprocess.run(
-        [sys.executable, example("restore_simple.py")],
-        cwd=str(folder),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    result = run_python(folder, example("restore_simple.py"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines() == after(full.stdout, "Final inference | Sample value: ")
 
@@ -239,7 +240,7 @@ def readme_block(heading, command):
 
 def test_readme_shows_the_signature_saved_model_cli_shows(full_run):
     folder, _ = full_run
-    result = saved_model_cli("show", "--dir", str(folder / "simple"), "--all")
+    result = saved_model_cli("show", "--dir", str(folder / "simple"), "--all", cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
     # What comes before the list of op types, whose order changes from run to run.
     shown = result.stdout.split("The MetaGraph with tag set", 1)[0].splitlines()
@@ -282,17 +283,8 @@ for program in sys.argv[1:]:
 def test_tf2_programs_give_the_iterator_paths_logits(full_run, sar):
     folder, _ = full_run
     tf2, keras_layer = read(example("tf2_predict.py")), read(example("keras_layer.py"))
-    env = dict(os.environ)
-    env.pop("TF_USE_LEGACY_KERAS", None)  # TF2 code, with Keras 3.
-    result = subprocess.run(
-        [sys.executable, "-c", RUN_EACH, tf2 + TF2_FAILURES, keras_layer + KERAS_FAILURES],
-        cwd=str(folder),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    # TF2 code, with Keras 3.
+    result = run_python(folder, "-c", RUN_EACH, tf2 + TF2_FAILURES, keras_layer + KERAS_FAILURES)
     assert result.returncode == 0, result.stderr[-3000:]
     # Nothing on stderr but TensorFlow's start-up notices: no warning per variable.
     assert script_stderr(result.stderr) == []

@@ -13,10 +13,12 @@ import pytest
 from conftest import (
     EXPECTED,
     FINAL,
+    Forked,
     after,
     assert_same_output,
     code_blocks,
     example,
+    forked_result,
     parse_array,
     read,
     read_until,
@@ -44,59 +46,34 @@ def save_programs(folder, *names):
         shutil.copy(example(name), str(folder / name))
 
 
-def run_python(folder, *args, timeout=600):
-    """Runs python3 ARGS in folder, with Keras 3."""
-    return subprocess.run(
-        [sys.executable] + list(args),
-        cwd=str(folder),
-        env=keras3_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-    )
+def run_python(folder, *args, tf1=False, timeout=600):
+    """Runs python3 ARGS in folder, with Keras 3, forked (conftest.Forked): a Result.
 
-
-# Runs programs one after another in one process (one TensorFlow import for
-# all), each in its folder, as `python3 PROGRAM` there would: arguments are
-# pairs of folder and program file (a file of examples/, or one in the folder).
-# Prints each one's output, then its exit.
-RUN_IN_TURN = """
-import os, runpy, sys, traceback
-for folder, name in zip(sys.argv[1::2], sys.argv[2::2]):
-    os.chdir(folder)
-    path = os.path.join(folder, name)
-    sys.path.insert(0, os.path.dirname(path))  # As Python does for the program it runs.
-    sys.modules.pop("to_keras3", None)
-    sys.modules.pop("tf1_cells", None)
-    try:
-        runpy.run_path(path, run_name="__main__")
-        status = 0
-    except SystemExit as exit:
-        status = exit.code or 0  # sys.exit() and sys.exit(None) are exit status 0.
-    except Exception as error:
-        status = type(error).__name__ + ": " + str(error).splitlines()[0]
-    sys.path.remove(os.path.dirname(path))
-    print("==== exit: {}".format(status), flush=True)
-"""
+    tf1: TF1 code, which sets what it needs itself (tf-keras, TF1 graphs):
+    forked from the server that imported the tutorial, which set the same.
+    """
+    flavour = "script" if tf1 else "keras3"
+    return forked_result(Forked(folder, args, flavour, env=keras3_env()), timeout)
 
 
 def run_in_turn(runs):
-    """Runs [(folder, program file), ...] in one Keras 3 process; returns [(stdout, exit)]."""
-    args = [str(part) for run in runs for part in run]
-    result = run_python(runs[0][0], "-c", RUN_IN_TURN, *args)
-    assert result.returncode == 0, result.stderr[-3000:]
-    outputs = re.split(r"^==== exit: (.*)\n", result.stdout, flags=re.MULTILINE)
-    return list(zip(outputs[0:-1:2], outputs[1::2]))
+    """Runs [(folder, program file), ...] one after another, each as `python3 PROGRAM` there.
+
+    A program file is a file of examples/, or one in its folder. Returns
+    [(stdout, exit status as text)]; run_python gives stderr too.
+    """
+    results = []
+    for folder, name in runs:
+        result = run_python(folder, os.path.join(str(folder), str(name)))
+        results.append((result.stdout, str(result.returncode)))
+    return results
 
 
-# saved_model_cli as its command runs it, in a process that runs other
-# programs too (one TensorFlow import for all); on failure, its traceback.
+# saved_model_cli as its command runs it, as a program file for run_in_turn
+# (forked, without TensorFlow's import); on failure, its traceback on stdout.
 SAVED_MODEL_CLI = """
 import sys, traceback
-from absl import flags
 from tensorflow.python.tools import saved_model_cli
-flags.FLAGS.unparse_flags()  # What a run before it in this process set goes back to its default.
 sys.argv = {argv!r}
 try:
     saved_model_cli.main()
@@ -148,16 +125,17 @@ def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path
     (reset_after / "to_keras3.py").write_text(wrong)
     runs = [(tmp_path, example("to_keras3.py")), (tmp_path, "serve.py"), (tmp_path, "layer.py")]
     runs += [(tmp_path, example("run_litert.py")), (off, "to_keras3.py")]
-    runs += [(reset_after, "to_keras3.py")]
-    moved, served, layer, litert, off_run, reset_after_run = run_in_turn(runs)
+    moved, served, layer, litert, off_run = run_in_turn(runs)
     assert moved[1] == "0", moved
     assert largest_difference(moved[0]) <= 1e-6
     assert (tmp_path / "simple.keras").is_file()
     assert (tmp_path / "simple_keras3" / "saved_model.pb").is_file()
     # It checks, it does not only print; and Keras's default formula does not fit.
     assert off_run[1] == "1", off_run
-    assert reset_after_run[1].startswith("ValueError: "), reset_after_run
-    assert "is not compatible with provided weight shape" in reset_after_run[1]
+    reset_after_run = run_python(reset_after, reset_after / "to_keras3.py")
+    assert reset_after_run.returncode == 1, reset_after_run
+    (error,) = [line for line in reset_after_run.stderr.splitlines() if "Error: " in line]
+    assert error.startswith("ValueError: ") and "is not compatible with provided weight" in error
     # LiteRT runs the unrolled model.
     assert litert[1] == "0", litert
     assert largest_difference(litert[0]) <= 1e-6
@@ -200,13 +178,8 @@ def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_
     # First, a finish from step 1 killed right after its second step's line
     # (so after a checkpoint, maybe while the next one is written).
     cut = copy_of(tmp_path / "1", tmp_path / "cut")
-    process = subprocess.Popen(
-        [sys.executable, example("finish_in_keras3.py")],
-        cwd=str(cut),
-        env=keras3_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+    process = Forked(
+        cut, [example("finish_in_keras3.py")], "keras3", keras3_env(), subprocess.DEVNULL
     )
     for _ in range(2):
         read_until(process, "Epoch")
@@ -237,10 +210,10 @@ def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_
     runs.append((cut, finish))
     # Last, a TF1 run already at its end: nothing to finish, in one line.
     stop_tf1_run(run_main, tmp_path / "done", 4)
-    runs.append((tmp_path / "done", finish))
     results = run_in_turn(runs)
-    done = "ckpt/model.ckpt-4 is at step 4, the end of training: nothing is left to finish."
-    assert results[8] == ("", done), results[8]
+    done = run_python(tmp_path / "done", finish)
+    line = "ckpt/model.ckpt-4 is at step 4, the end of training: nothing is left to finish."
+    assert (done.returncode, done.stdout, script_stderr(done.stderr)) == (1, "", [line]), done
     assert not (tmp_path / "done" / "finished.keras").exists()
 
     tf1_lines = training_lines(full.stdout)
@@ -318,7 +291,7 @@ def test_the_export_runs_in_onnx_runtime(full_run, sar, tmp_path):
 
 @pytest.mark.heavy(14)
 def test_an_lstm_model_of_ones_own_moves_to_keras3_with_its_mask(tmp_path):
-    made = run_python(tmp_path, example("make_tf1_lstm.py"))  # TF1 code: it sets what it needs.
+    made = run_python(tmp_path, example("make_tf1_lstm.py"), tf1=True)
     assert made.returncode == 0, made.stderr[-3000:]
     assert made.stdout == "Wrote lstm_ckpt/ and lstm_ckpt/batch.npz\n"
     assert not [line for line in script_stderr(made.stderr) if "Warning" in line]

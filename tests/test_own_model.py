@@ -18,9 +18,9 @@ EXTRA = os.path.join("own", "assets.extra")
 def own_model(folder, code=None):
     """Runs examples/own_model.py in folder; or code, a variant of it, saved there."""
     if code is None:
-        return run_python(folder, example("own_model.py"))  # TF1 code: it sets what it needs.
+        return run_python(folder, example("own_model.py"), tf1=True)
     (folder / "own_model.py").write_text(code)
-    return run_python(folder, "own_model.py")
+    return run_python(folder, "own_model.py", tf1=True)
 
 
 @pytest.mark.heavy(13)

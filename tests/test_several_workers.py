@@ -19,7 +19,17 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import DOCS, README, ROOT, code_blocks, doc_section, read, read_until, script_stderr
+from conftest import (
+    DOCS,
+    README,
+    ROOT,
+    Forked,
+    code_blocks,
+    doc_section,
+    read,
+    read_until,
+    script_stderr,
+)
 
 EXAMPLE = os.path.join(ROOT, "examples", "several_workers.py")
 PAGE = os.path.join(DOCS, "several-workers.md")
@@ -30,7 +40,7 @@ SAMPLES, BATCH, LAST = 64, 16, 4  # Each worker: 2 epochs of 2 batches of 16 of 
 TIMEOUT = 600
 
 # Loaded into every Python process started with PYTHONPATH at its folder, as
-# sitecustomize: a process that prints a line starting with one of PAUSE_AT's
+# sitecustomize (or run first in a forked one): a process that prints a line starting with one of PAUSE_AT's
 # markers ("|" between them) then says PAUSED, and waits there for a signal:
 # SIGINT or SIGTERM stop it as they would have a moment later, SIGKILL kills it
 # between two printed lines, with no step under way.
@@ -91,26 +101,40 @@ def user_environment(**more):
 
 
 def start(started, cwd, *args, tf_config=None, pause_at=None):
-    """Starts `python examples/several_workers.py ARGS` in cwd, in a process group of its own."""
+    """Starts `python examples/several_workers.py ARGS` in cwd, in a process group of its own.
+
+    One process of a cluster (tf_config) is forked (conftest.Forked), without
+    TensorFlow's import; the launcher (--local-workers) is a new interpreter,
+    and so are the processes it starts.
+    """
     env = user_environment(PYTHONUNBUFFERED="1")
+    if pause_at is not None:
+        env["PAUSE_AT"] = pause_at
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
-    if pause_at is not None:
-        hook = os.path.join(str(cwd), "..", "pause_hook")
-        os.makedirs(hook, exist_ok=True)
-        with open(os.path.join(hook, "sitecustomize.py"), "w") as file:
-            file.write(PAUSE_HOOK)
-        env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(hook), env.get("PYTHONPATH", "")])
-        env["PAUSE_AT"] = pause_at
-    process = subprocess.Popen(
-        [sys.executable, EXAMPLE] + list(args),
-        cwd=str(cwd),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # Its group: the launcher and the processes it starts.
-    )
+        # Forked from a server that imported TensorFlow under the log level the
+        # example sets before its imports.
+        level = [("TF_CPP_MIN_LOG_LEVEL", "2")]
+        process = Forked(
+            cwd, [EXAMPLE, *args], env=env, session=True, before=PAUSE_HOOK, preset=level
+        )
+    else:
+        if pause_at is not None:
+            hook = os.path.join(str(cwd), "..", "pause_hook")
+            os.makedirs(hook, exist_ok=True)
+            with open(os.path.join(hook, "sitecustomize.py"), "w") as file:
+                file.write(PAUSE_HOOK)
+            path = os.pathsep.join([os.path.abspath(hook), env.get("PYTHONPATH", "")])
+            env["PYTHONPATH"] = path
+        process = subprocess.Popen(
+            [sys.executable, EXAMPLE] + list(args),
+            cwd=str(cwd),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # Its group: the launcher and the processes it starts.
+        )
     started.append(process)
     return process
 
