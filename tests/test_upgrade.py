@@ -15,13 +15,14 @@ import sys
 import numpy as np
 import pytest
 from conftest import (
+    Forked,
     assert_same_output,
     code_blocks,
     example,
+    forked_result,
     parse_array,
     read_until,
     script_stderr,
-    start_python,
 )
 from test_leaving_tf1 import SAVED_MODEL_CLI, keras3_env, run_in_turn, run_python
 from test_safety import snapshot
@@ -163,6 +164,18 @@ def loaded(tf, path, output):
 UPGRADE = example("upgrade_export.py")
 
 
+def start_upgrade(folder, *args):
+    """Starts `python3 examples/upgrade_export.py ARGS` in folder, forked (conftest.Forked).
+
+    From a server that imported TensorFlow under the log level the program sets
+    before its imports, in a user's environment (the tutorial set another here).
+    """
+    env = keras3_env()
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    level = [("TF_CPP_MIN_LOG_LEVEL", "2")]
+    return Forked(folder, [UPGRADE, *args], "keras3", env, preset=level)
+
+
 def upgrade_in_process(folder, *args):
     """Runs examples/upgrade_export.py in this process, as `python3 upgrade_export.py ARGS`."""
     argv = sys.argv
@@ -202,16 +215,7 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
     (tmp_path / "serve_old.py").write_text(SAVED_MODEL_CLI.format(argv=shlex.split(serve[2:])))
 
     command = "python3 examples/upgrade_export.py old_export new_export"
-    env = keras3_env()
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # As in a user's shell (the script here set it).
-    upgraded = subprocess.run(
-        [sys.executable, UPGRADE, *shlex.split(command)[2:]],
-        cwd=str(tmp_path),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    upgraded = forked_result(start_upgrade(tmp_path, *shlex.split(command)[2:]))
     assert upgraded.returncode == 0, upgraded.stderr[-3000:]
     assert script_stderr(upgraded.stderr) == []  # No warning, no log but TF's start-up notes.
     assert_same_output(transcript("Running it", command), upgraded.stdout)
@@ -464,7 +468,7 @@ def test_a_seq2seq_export_serves_sentences_from_any_folder(tmp_path, sar, capfd,
     old = snapshot(str(tmp_path / "seq2seq_export"))
     # Upgraded as a user does, in a process of its own (with TF2's control flow).
     command = "python3 examples/upgrade_export.py seq2seq_export seq2seq_new"
-    upgraded = run_python(tmp_path, UPGRADE, *command.split()[2:])
+    upgraded = forked_result(start_upgrade(tmp_path, *command.split()[2:]))
     assert upgraded.returncode == 0, upgraded.stderr[-3000:]
     assert_same_output(transcript(SEQ2SEQ, command), upgraded.stdout)
     # The option that cuts at the iterator anyway: token ids and lengths in.
@@ -625,7 +629,7 @@ def test_interrupted_it_says_so_in_one_line_and_leaves_no_half_export(tmp_path, 
     import old_exports
 
     old_exports.main("oneshot", str(tmp_path))
-    process = start_python(tmp_path, UPGRADE, "export", "new")
+    process = start_upgrade(tmp_path, "export", "new")
     # Whatever the moment after its first line, the same promises hold: the
     # one line and nothing written, or a run that ended complete.
     assert read_until(process, "export reads its input").startswith("export reads its input")

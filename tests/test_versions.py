@@ -5,23 +5,54 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
-from conftest import ROOT, SCRIPT, code_blocks, read
+from conftest import ROOT, SCRIPT, code_blocks, fork_server, read
+
+# The python3 that .ci/versions finds first on its PATH in these tests: its
+# runs of the script (`python3 save_and_restore.py ARGS`, a copy in its own
+# folder) are forked from the fork server (conftest.Forked), with this
+# process's stdout and stderr, so as not to pay TensorFlow's import eight
+# times; anything else (its `python3 -` checks) is this Python, as it is.
+FORKING_PYTHON = """#!{python}
+import json, os, socket, sys
+argv = sys.argv[1:]
+if not (argv and os.path.basename(argv[0]) == "save_and_restore.py"):
+    os.execv({python!r}, [{python!r}] + argv)
+request = {{"cwd": os.getcwd(), "argv": [os.path.abspath(argv[0])] + argv[1:],
+           "env": dict(os.environ), "session": False, "before": None, "moment": None, "count": 1}}
+connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+connection.connect({server!r})
+socket.send_fds(connection, [json.dumps(request).encode() + b"\\n"], [1, 2])
+replies = b""
+while replies.count(b"\\n") < 2:
+    data = connection.recv(64)
+    if not data:
+        sys.exit("the fork server's waiter ended without a word")
+    replies += data
+status = int(replies.split(b"\\n")[1])
+sys.exit(status if status >= 0 else 128 - status)
+"""
 
 
 def installed_versions(command, cwd=None):
     """Runs .ci/versions --installed (command: its path) with the TensorFlow of this Python."""
-    path = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
-    return subprocess.run(
-        [command, "--installed"],
-        cwd=None if cwd is None else str(cwd),
-        env=dict(os.environ, PATH=path),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
+    with tempfile.TemporaryDirectory() as bin_folder:
+        python = os.path.join(bin_folder, "python3")
+        with open(python, "w") as file:
+            file.write(FORKING_PYTHON.format(python=sys.executable, server=fork_server("script")))
+        os.chmod(python, 0o755)
+        path = os.pathsep.join([bin_folder, os.path.dirname(sys.executable), os.environ["PATH"]])
+        return subprocess.run(
+            [command, "--installed"],
+            cwd=None if cwd is None else str(cwd),
+            env=dict(os.environ, PATH=path),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+        )
 
 
 @pytest.mark.heavy(7)
