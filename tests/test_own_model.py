@@ -66,7 +66,7 @@ def test_own_model_trains_exports_restores_and_serves_as_the_page_shows(tmp_path
     make, serve, *shown = both.splitlines()
     subprocess.run([sys.executable] + shlex.split(make[2:])[1:], cwd=str(tmp_path), check=True)
     command, last = one.splitlines()
-    # Both commands in one process (one TensorFlow import), each as it runs.
+    # Both commands, each as it runs (forked: see run_in_turn).
     for name, line in (("both.py", serve), ("alone.py", command)):
         (tmp_path / name).write_text(SAVED_MODEL_CLI.format(argv=shlex.split(line[2:])))
     (served, status), (alone, alone_status) = run_in_turn(

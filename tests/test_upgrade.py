@@ -211,7 +211,7 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
     (block,) = [b for b in code_blocks("An export to try it on", "text") if "saved_model_cli" in b]
     make, serve, error = block.splitlines()
     subprocess.run([sys.executable, *shlex.split(make[2:])[1:]], cwd=str(tmp_path), check=True)
-    # Its command runs below, in the process of the other consumers.
+    # Its command runs below, with the other consumers.
     (tmp_path / "serve_old.py").write_text(SAVED_MODEL_CLI.format(argv=shlex.split(serve[2:])))
 
     command = "python3 examples/upgrade_export.py old_export new_export"
@@ -237,7 +237,7 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
     subprocess.run([sys.executable, *shlex.split(commands[0])[1:]], cwd=str(tmp_path), check=True)
     (tmp_path / "serve_new.py").write_text(SAVED_MODEL_CLI.format(argv=shlex.split(commands[1])))
 
-    # In one process: ONNX, converted as printed (`python3 -m tf2onnx.convert ...`);
+    # One after another: ONNX, converted as printed (`python3 -m tf2onnx.convert ...`);
     # then the kept iterator, the TF2 signature and Keras 3 layer, and ONNX Runtime.
     convert = code_blocks(serving, "sh")[0].splitlines()[-1]
     (tmp_path / "convert.py").write_text(
@@ -276,7 +276,7 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
             np.testing.assert_allclose(run(features[:size]), expected[:size], atol=1e-6)
 
 
-# The consumers of every kind's new export, in one Keras 3 process: the TF2
+# The consumers of every kind's new export, in one Keras 3 program: the TF2
 # signature called with the new inputs alone, a TFSMLayer (of a signature of
 # one input), saved_model_cli's run (the function its command calls), and
 # tf2onnx into ONNX Runtime; each fed the old iterator's batch, then its first
@@ -512,7 +512,7 @@ def test_a_seq2seq_export_serves_sentences_from_any_folder(tmp_path, sar, capfd,
             }
             assert np.array_equal(sess.run(fetch, feed), words)
 
-    # saved_model_cli from there, as the page shows, and TF2 code, in one process.
+    # saved_model_cli from there, as the page shows, and TF2 code.
     (block,) = [b for b in code_blocks(SEQ2SEQ, "text") if "saved_model_cli" in b]
     mkdir, serve, *shown = block.splitlines()
     assert mkdir == "$ mkdir elsewhere && cd elsewhere"
