@@ -315,6 +315,7 @@ def fork_server(flavour, *preset):
         process = subprocess.Popen(
             [sys.executable, server, flavour, path],
             env=env,
+            stdin=subprocess.PIPE,  # Its end, whatever ends this process, ends the server.
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

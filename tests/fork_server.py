@@ -22,6 +22,7 @@ machine; it prints PAUSED when it waits. See wait_at.
 import json
 import os
 import runpy
+import select
 import signal
 import socket
 import sys
@@ -177,6 +178,13 @@ def serve():
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # The waiters end unwaited for.
     print("READY", flush=True)
     while True:
+        # stdin is a pipe from the process that started this server: at its
+        # end (that process is gone, however it ended), so is this server.
+        ready, _, _ = select.select([server, sys.stdin], [], [])
+        if sys.stdin in ready and not os.read(sys.stdin.fileno(), 1 << 10):
+            return
+        if server not in ready:
+            continue
         connection, _ = server.accept()
         message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 2)
         while not message.endswith(b"\n"):
