@@ -55,20 +55,52 @@ def installed_versions(command, cwd=None):
         )
 
 
+def copy_with_a_broken_resume(folder, *changes):
+    """A copy of the project in folder whose resumed run initializes its iterator
+    again after restoring it: it reads the epoch's first batch again, one batch off.
+
+    changes: more (old, new) replacements in the script.
+    """
+    (folder / ".ci").mkdir()
+    shutil.copy(os.path.join(ROOT, ".ci", "versions"), str(folder / ".ci" / "versions"))
+    restore = "        saver.restore(sess, state.model_checkpoint_path)\n"
+    again = "        sess.run(init_op, feed_dict=position_feed(feed_dict, 0))\n"
+    script = read(SCRIPT)
+    for old, new in ((restore, restore + again),) + changes:
+        assert script.count(old) == 1, old
+        script = script.replace(old, new)
+    (folder / "save_and_restore.py").write_text(script)
+    shutil.copy(os.path.join(ROOT, "README.md"), str(folder / "README.md"))  # Its transcript.
+    return folder
+
+
+def test_ci_versions_checks_the_resume_with_the_full_run_where_the_numbers_are_not_the_readmes(
+    tmp_path,
+):
+    # Another seed: other initial weights and data, as TensorFlow 1.x and 2.0
+    # compute other numbers than the README's. The README cannot tell a
+    # broken resume from those; the uninterrupted run, made next, does.
+    project = copy_with_a_broken_resume(tmp_path, ("\nSEED = 0\n", "\nSEED = 1\n"))
+    result = installed_versions(str(project / ".ci" / "versions"))
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert lines[1:3] == [
+        (
+            "ok    stop at step 3, then resume: this TensorFlow's own numbers, not the README's: "
+            "the full run checks the resume"
+        ),
+        "FAIL  full run: the resumed run printed other lines than the uninterrupted run",
+    ]
+    # diff's lines follow: what the resumed run printed, and what it should have.
+    assert any(line.startswith("      | < Epoch 1, batch 1 | Sample value") for line in lines)
+    assert any(line.startswith("      | > Epoch 1, batch 1 | Sample value") for line in lines)
+    assert "PASS" not in result.stdout
+
+
 @pytest.mark.heavy(7)
 def test_ci_versions_fails_at_the_resume_step_when_the_resumed_run_reads_other_batches(tmp_path):
-    # A copy of the project whose resumed run initializes its iterator again
-    # after restoring it: it reads the epoch's first batch again, one batch off.
-    (tmp_path / ".ci").mkdir()
-    shutil.copy(os.path.join(ROOT, ".ci", "versions"), str(tmp_path / ".ci" / "versions"))
-    restore = "        saver.restore(sess, state.model_checkpoint_path)\n"
-    script = read(SCRIPT)
-    assert script.count(restore) == 1
-    again = "        sess.run(init_op, feed_dict=position_feed(feed_dict, 0))\n"
-    (tmp_path / "save_and_restore.py").write_text(script.replace(restore, restore + again))
-    shutil.copy(os.path.join(ROOT, "README.md"), str(tmp_path / "README.md"))  # Its transcript.
     # As the TF 1.8 job runs it in its image.
-    result = installed_versions(str(tmp_path / ".ci" / "versions"))
+    result = installed_versions(str(copy_with_a_broken_resume(tmp_path) / ".ci" / "versions"))
     lines = result.stdout.splitlines()
     assert result.returncode == 1, result.stdout + result.stderr
     assert lines[0].startswith("TensorFlow 2.21.0 (Python 3.")
