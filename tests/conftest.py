@@ -185,16 +185,16 @@ def start_script(cwd, *args, stderr=subprocess.PIPE):
 
 # Runs forked from a process that has imported TensorFlow already (fork_server.py):
 # each is a process of its own, that a test signals or kills as a user's, and
-# none pays TensorFlow's import again. What only a new interpreter shows (the
-# script's start-up, its argument errors, what is printed as TensorFlow is
-# imported) the tests check with real runs: run_script, start_script,
-# full_run, .ci/versions.
+# none pays TensorFlow's import again, which costs more than a run. What only a
+# new interpreter shows (the script's start-up, its argument errors, what is
+# printed as TensorFlow is imported) the tests check with real runs:
+# run_script, start_script, full_run, and the programs' tests of bad paths.
 class Forked:
     """A run forked by a fork server: what the tests use of subprocess.Popen.
 
     argv is what follows `python`; flavour, the server's ("script" or
     "keras3"); env, the run's environment (by default the server's: this one's,
-    without TF_USE_LEGACY_KERAS for keras3); session, a process group of its
+    without what the tutorial's import set in it); session, a process group of its
     own; before, code run first; moment and count, where the tutorial waits;
     preset, (name, value) pairs a program sets in the environment before its
     imports (TF_CPP_MIN_LOG_LEVEL, which TensorFlow reads as it is imported),
