@@ -2,18 +2,17 @@
 
 import atexit
 import collections
-import json
 import os
 import re
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 
+import fork_server as fork_server_client
 import numpy as np
 import pytest
 
@@ -219,19 +218,17 @@ class Forked:
             err, err_end = None, os.open(os.devnull, os.O_WRONLY)
         else:
             err, err_end = os.pipe()
-        request = {
-            "cwd": str(cwd),
-            "argv": [str(arg) for arg in argv],
-            "env": env,
-            "session": session,
-            "before": before,
-            "moment": moment,
-            "count": count,
-        }
-        self._connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._connection.connect(fork_server(flavour, *preset))
-        message = json.dumps(request).encode() + b"\n"
-        socket.send_fds(self._connection, [message], [out_end, err_end])
+        self._connection = fork_server_client.send(
+            fork_server(flavour, *preset),
+            cwd,
+            argv,
+            [out_end, err_end],
+            env=env,
+            session=session,
+            before=before,
+            moment=moment,
+            count=count,
+        )
         os.close(out_end)
         os.close(err_end)
         self.stdout = os.fdopen(out)

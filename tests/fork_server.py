@@ -17,6 +17,8 @@ its exit status as Popen gives it (-9 for a kill -9), a line each.
 A moment (the tutorial only) makes the run wait there until a signal ends it,
 so that a test lands a kill or an interrupt exactly there, however busy the
 machine; it prints PAUSED when it waits. See wait_at.
+
+Imported, it gives a client send(), which makes the request.
 """
 
 import json
@@ -30,26 +32,45 @@ import time
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLAVOUR, PATH = sys.argv[1:3]
-BASE_PATH = sys.path[1:]  # Without the folder of this file, which Python put first.
-BEFORE_IMPORTS = dict(os.environ)
-if FLAVOUR == "script":
-    sys.path.insert(0, ROOT)
-    # The tutorial first: it sets what must be set before TensorFlow's import.
-    import save_and_restore as sar
+# The request's fields, and what each is when the client leaves it out.
+REQUEST = {"env": None, "session": False, "before": None, "moment": None, "count": 1}
 
-    # isort: split
-    from tensorflow.python.checkpoint import checkpoint_management
-    from tensorflow.python.training import saver
-else:
-    assert FLAVOUR == "keras3", FLAVOUR
-    import keras  # noqa: F401
-    import tensorflow  # noqa: F401
-# What the imports set in the environment (the tutorial's TF_USE_LEGACY_KERAS,
-# say), which the same imports would have set in each run.
-SET_BY_IMPORTS = {
-    name: value for name, value in os.environ.items() if BEFORE_IMPORTS.get(name) != value
-}
+
+def send(path, cwd, argv, fds, **fields):
+    """Asks the server at path for a run (see REQUEST), its stdout and stderr fds; returns
+    the connection, on which its pid, then its exit status, come a line each."""
+    request = dict(REQUEST, cwd=str(cwd), argv=[str(arg) for arg in argv])
+    assert set(fields) <= set(REQUEST), fields
+    request.update(fields)
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.connect(path)
+    socket.send_fds(connection, [json.dumps(request).encode() + b"\n"], fds)
+    return connection
+
+
+def load(flavour):
+    """Imports what runs of that flavour use, before any fork."""
+    global FLAVOUR, BASE_PATH, SET_BY_IMPORTS, sar, checkpoint_management, saver
+    FLAVOUR = flavour
+    BASE_PATH = sys.path[1:]  # Without the folder of this file, which Python put first.
+    before_imports = dict(os.environ)
+    if flavour == "script":
+        sys.path.insert(0, ROOT)
+        # The tutorial first: it sets what must be set before TensorFlow's import.
+        import save_and_restore as sar
+
+        # isort: split
+        from tensorflow.python.checkpoint import checkpoint_management
+        from tensorflow.python.training import saver
+    else:
+        assert flavour == "keras3", flavour
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    # What the imports set in the environment (the tutorial's TF_USE_LEGACY_KERAS,
+    # say), which the same imports would have set in each run.
+    SET_BY_IMPORTS = {
+        name: value for name, value in os.environ.items() if before_imports.get(name) != value
+    }
 
 
 def pause():
@@ -171,9 +192,9 @@ def run(request, fds):
     os._exit(code or 0)
 
 
-def serve():
+def serve(path):
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(PATH)
+    server.bind(path)
     server.listen(8)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # The waiters end unwaited for.
     print("READY", flush=True)
@@ -207,4 +228,6 @@ def serve():
             os.close(fd)
 
 
-serve()
+if __name__ == "__main__":
+    load(sys.argv[1])
+    serve(sys.argv[2])

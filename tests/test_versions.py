@@ -12,19 +12,18 @@ from conftest import ROOT, SCRIPT, code_blocks, fork_server, read
 
 # The python3 that .ci/versions finds first on its PATH in these tests: its
 # runs of the script (`python3 save_and_restore.py ARGS`, a copy in its own
-# folder) are forked from the fork server (conftest.Forked), with this
+# folder) are forked from the fork server (fork_server.send), with this
 # process's stdout and stderr, so as not to pay TensorFlow's import eight
 # times; anything else (its `python3 -` checks) is this Python, as it is.
 FORKING_PYTHON = """#!{python}
-import json, os, socket, sys
+import os, sys
 argv = sys.argv[1:]
 if not (argv and os.path.basename(argv[0]) == "save_and_restore.py"):
     os.execv({python!r}, [{python!r}] + argv)
-request = {{"cwd": os.getcwd(), "argv": [os.path.abspath(argv[0])] + argv[1:],
-           "env": dict(os.environ), "session": False, "before": None, "moment": None, "count": 1}}
-connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-connection.connect({server!r})
-socket.send_fds(connection, [json.dumps(request).encode() + b"\\n"], [1, 2])
+sys.path.insert(0, {tests!r})
+from fork_server import send
+argv[0] = os.path.abspath(argv[0])
+connection = send({server!r}, os.getcwd(), argv, [1, 2], env=dict(os.environ))
 replies = b""
 while replies.count(b"\\n") < 2:
     data = connection.recv(64)
@@ -41,7 +40,9 @@ def installed_versions(command, cwd=None):
     with tempfile.TemporaryDirectory() as bin_folder:
         python = os.path.join(bin_folder, "python3")
         with open(python, "w") as file:
-            file.write(FORKING_PYTHON.format(python=sys.executable, server=fork_server("script")))
+            server = fork_server("script")
+            tests = os.path.dirname(os.path.abspath(__file__))
+            file.write(FORKING_PYTHON.format(python=sys.executable, tests=tests, server=server))
         os.chmod(python, 0o755)
         path = os.pathsep.join([bin_folder, os.path.dirname(sys.executable), os.environ["PATH"]])
         return subprocess.run(
