@@ -22,7 +22,7 @@ from conftest import (
     run_script,
     script_stderr,
 )
-from test_leaving_tf1 import run_python
+from test_leaving_tf1 import run_python, saved_model_cli
 from test_safety import snapshot
 
 GETNEXT_ERROR = "GetNext() failed because the iterator has not been initialized"
@@ -107,20 +107,6 @@ def test_show_pitfall_exits_1_when_the_pitfall_does_not_happen(
     assert "Fetching the restored logits did not fail." in result.stdout
     assert "FailedPreconditionError" not in result.stdout
     assert result.stdout.rstrip().endswith("Inferences match: True")
-
-
-# What the saved_model_cli command installed with TensorFlow runs.
-SAVED_MODEL_CLI_MAIN = """
-import sys
-from tensorflow.python.tools.saved_model_cli import main
-sys.argv[0] = "saved_model_cli"
-sys.exit(main())
-"""
-
-
-def saved_model_cli(*args, cwd):
-    """Runs saved_model_cli ARGS in cwd, forked (conftest.Forked): a Result."""
-    return run_python(cwd, "-c", SAVED_MODEL_CLI_MAIN, *args)
 
 
 def serve(export_dir, folder, **inputs):

@@ -69,18 +69,18 @@ def run_in_turn(runs):
     return results
 
 
-# saved_model_cli as its command runs it, as a program file for run_in_turn
-# (forked, without TensorFlow's import); on failure, its traceback on stdout.
-SAVED_MODEL_CLI = """
-import sys, traceback
-from tensorflow.python.tools import saved_model_cli
-sys.argv = {argv!r}
-try:
-    saved_model_cli.main()
-except Exception:
-    print(traceback.format_exc())
-    sys.exit(1)
+# What the saved_model_cli command installed with TensorFlow runs.
+SAVED_MODEL_CLI_MAIN = """
+import sys
+from tensorflow.python.tools.saved_model_cli import main
+sys.argv[0] = "saved_model_cli"
+sys.exit(main())
 """
+
+
+def saved_model_cli(*args, cwd):
+    """Runs saved_model_cli ARGS in cwd, forked (conftest.Forked): a Result."""
+    return run_python(cwd, "-c", SAVED_MODEL_CLI_MAIN, *args)
 
 
 def largest_difference(stdout):
@@ -104,7 +104,6 @@ def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path
     features = np.random.RandomState(1).randn(3, 10, 30).astype(np.float32)
     assert np.array_equal(np.load(str(tmp_path / "x.npy")), features)
     assert command.startswith("$ saved_model_cli run ")
-    (tmp_path / "serve.py").write_text(SAVED_MODEL_CLI.format(argv=shlex.split(command[2:])))
     # The Keras 3 export as a layer, which the TF1 export refuses.
     (tmp_path / "layer.py").write_text(
         "import keras, numpy as np\n"
@@ -123,9 +122,10 @@ def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path
     (off / "to_keras3.py").write_text(program)
     wrong = replaced(program, "reset_after=False", "reset_after=True")
     (reset_after / "to_keras3.py").write_text(wrong)
-    runs = [(tmp_path, example("to_keras3.py")), (tmp_path, "serve.py"), (tmp_path, "layer.py")]
+    runs = [(tmp_path, example("to_keras3.py")), (tmp_path, "layer.py")]
     runs += [(tmp_path, example("run_litert.py")), (off, "to_keras3.py")]
-    moved, served, layer, litert, off_run = run_in_turn(runs)
+    moved, layer, litert, off_run = run_in_turn(runs)
+    served = saved_model_cli(*shlex.split(command)[2:], cwd=tmp_path)
     assert moved[1] == "0", moved
     assert largest_difference(moved[0]) <= 1e-6
     assert (tmp_path / "simple.keras").is_file()
@@ -143,9 +143,9 @@ def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path
 
     # The Keras 3 export serves `features` alone, as the page shows, and as a layer.
     assert_same_output(printed, moved[0])
-    assert served[1] == "0", served
-    assert_same_output(block, served[0])
-    printed = re.findall(r"[-+]?\d+\.\d*(?:e[-+]?\d+)?", served[0].split(":", 1)[1])
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert_same_output(block, served.stdout)
+    printed = re.findall(r"[-+]?\d+\.\d*(?:e[-+]?\d+)?", served.stdout.split(":", 1)[1])
     labels = np.zeros((3, 5), np.int32)
     (through_iterator,) = sar.infer_restored(str(tmp_path / "simple"), features, labels, 3)
     np.testing.assert_allclose(np.array(printed, float).reshape(3, 5), through_iterator, atol=1e-6)

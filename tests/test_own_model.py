@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import assert_same_output, code_blocks, example, read, script_stderr
-from test_leaving_tf1 import SAVED_MODEL_CLI, run_in_turn, run_python
+from test_leaving_tf1 import run_python, saved_model_cli
 
 OWN = "A model of your own"
 EXTRA = os.path.join("own", "assets.extra")
@@ -66,18 +66,14 @@ def test_own_model_trains_exports_restores_and_serves_as_the_page_shows(tmp_path
     make, serve, *shown = both.splitlines()
     subprocess.run([sys.executable] + shlex.split(make[2:])[1:], cwd=str(tmp_path), check=True)
     command, last = one.splitlines()
-    # Both commands, each as it runs (forked: see run_in_turn).
-    for name, line in (("both.py", serve), ("alone.py", command)):
-        (tmp_path / name).write_text(SAVED_MODEL_CLI.format(argv=shlex.split(line[2:])))
-    (served, status), (alone, alone_status) = run_in_turn(
-        [(tmp_path, "both.py"), (tmp_path, "alone.py")]
-    )
-    assert status == "0", served[-3000:]
-    assert_same_output("\n".join(shown) + "\n", served)
-    printed = re.findall(r"[-+]?\d+\.\d*(?:e[-+]?\d+)?", served.split(":", 1)[1])
+    served = saved_model_cli(*shlex.split(serve)[2:], cwd=tmp_path)
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert_same_output("\n".join(shown) + "\n", served.stdout)
+    printed = re.findall(r"[-+]?\d+\.\d*(?:e[-+]?\d+)?", served.stdout.split(":", 1)[1])
     np.testing.assert_allclose(np.array(printed, float).reshape(3, 2), expected[:3], atol=1e-6)
-    assert alone_status == "1"
-    assert last in alone.splitlines()
+    alone = saved_model_cli(*shlex.split(command)[2:], cwd=tmp_path)
+    assert alone.returncode == 1
+    assert last in alone.stderr.splitlines()
 
 
 def test_a_shuffle_left_in_the_export_is_seen_only_through_the_bypasses(tmp_path):

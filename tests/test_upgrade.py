@@ -24,7 +24,7 @@ from conftest import (
     read_until,
     script_stderr,
 )
-from test_leaving_tf1 import SAVED_MODEL_CLI, keras3_env, run_in_turn, run_python
+from test_leaving_tf1 import keras3_env, run_in_turn, run_python, saved_model_cli
 from test_safety import snapshot
 
 PROGRAMS = (
@@ -211,8 +211,6 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
     (block,) = [b for b in code_blocks("An export to try it on", "text") if "saved_model_cli" in b]
     make, serve, error = block.splitlines()
     subprocess.run([sys.executable, *shlex.split(make[2:])[1:]], cwd=str(tmp_path), check=True)
-    # Its command runs below, with the other consumers.
-    (tmp_path / "serve_old.py").write_text(SAVED_MODEL_CLI.format(argv=shlex.split(serve[2:])))
 
     command = "python3 examples/upgrade_export.py old_export new_export"
     upgraded = forked_result(start_upgrade(tmp_path, *shlex.split(command)[2:]))
@@ -235,23 +233,21 @@ def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, c
     block = code_blocks(serving, "text")[0]
     commands = re.findall(r"^\$ (.*)$", block, re.MULTILINE)
     subprocess.run([sys.executable, *shlex.split(commands[0])[1:]], cwd=str(tmp_path), check=True)
-    (tmp_path / "serve_new.py").write_text(SAVED_MODEL_CLI.format(argv=shlex.split(commands[1])))
 
     # One after another: ONNX, converted as printed (`python3 -m tf2onnx.convert ...`);
     # then the kept iterator, the TF2 signature and Keras 3 layer, and ONNX Runtime.
     convert = code_blocks(serving, "sh")[0].splitlines()[-1]
-    (tmp_path / "convert.py").write_text(
-        f"import runpy, sys\nsys.argv = {shlex.split(convert)[2:]!r}\n"
-        "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
-    )
-    runs = [(tmp_path, "serve_old.py"), (tmp_path, "serve_new.py"), (tmp_path, "convert.py")]
-    runs += [(tmp_path, example(name)) for name in PROGRAMS[2:]]
-    (failed, failed_status), (served, served_status), *results = run_in_turn(runs)
-    assert failed_status == "1" and error in failed.splitlines(), failed[-3000:]
-    assert [served_status] + [status for _, status in results] == ["0"] * 5, results
-    assert_same_output(block.split(commands[1] + "\n", 1)[1], served)
-    np.testing.assert_allclose(arrays(served)[0], through_iterator, atol=1e-6)
-    (kept, _), (used, _), (onnx, _) = results[1:]
+    converted = run_python(tmp_path, *shlex.split(convert)[1:])
+    assert converted.returncode == 0, converted.stderr[-3000:]
+    results = run_in_turn([(tmp_path, example(name)) for name in PROGRAMS[2:]])
+    assert [status for _, status in results] == ["0"] * 3, results
+    failed = saved_model_cli(*shlex.split(serve)[2:], cwd=tmp_path)
+    assert failed.returncode == 1 and error in failed.stderr.splitlines(), failed.stderr[-3000:]
+    served = saved_model_cli(*shlex.split(commands[1])[1:], cwd=tmp_path)
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert_same_output(block.split(commands[1] + "\n", 1)[1], served.stdout)
+    np.testing.assert_allclose(arrays(served.stdout)[0], through_iterator, atol=1e-6)
+    (kept, _), (used, _), (onnx, _) = results
     assert_same_output(
         transcript("Keeping the iterator", "python3 examples/keep_iterator.py"), kept
     )
@@ -516,16 +512,14 @@ def test_a_seq2seq_export_serves_sentences_from_any_folder(tmp_path, sar, capfd,
     (block,) = [b for b in code_blocks(SEQ2SEQ, "text") if "saved_model_cli" in b]
     mkdir, serve, *shown = block.splitlines()
     assert mkdir == "$ mkdir elsewhere && cd elsewhere"
-    (elsewhere / "serve.py").write_text(SAVED_MODEL_CLI.format(argv=shlex.split(serve[2:])))
     (elsewhere / "tf2.py").write_text(
         "import tensorflow as tf\n"
         "serve = tf.saved_model.load('../seq2seq_new').signatures['serving_default']\n"
         "print(serve(src=tf.constant(['lamp goat']))['translations'].numpy().tolist())\n"
     )
-    (served, status), (tf2, tf2_status) = run_in_turn(
-        [(elsewhere, "serve.py"), (elsewhere, "tf2.py")]
-    )
-    assert status == "0" and served.splitlines() == shown, served
+    ((tf2, tf2_status),) = run_in_turn([(elsewhere, "tf2.py")])
+    served = saved_model_cli(*shlex.split(serve)[2:], cwd=elsewhere)
+    assert served.returncode == 0 and served.stdout.splitlines() == shown, served
     assert tf2_status == "0" and tf2.strip() == str(expected[1][0].tolist()), tf2
 
     # An export whose vocabulary file is gone: one line, nothing written.
