@@ -297,16 +297,25 @@ SERVERS = {}
 SET_BY_THE_TUTORIAL = ("TF_CPP_MIN_LOG_LEVEL", "TF_USE_LEGACY_KERAS")
 
 
+def user_environment(**more):
+    """This process's environment as a user's shell has it, with more.
+
+    Without what this session's import of the tutorial set in it: a program
+    run in it sets those itself, or not, as it does for a user.
+    """
+    env = dict(os.environ, **more)
+    for name in SET_BY_THE_TUTORIAL:
+        env.pop(name, None)
+    return env
+
+
 def fork_server(flavour, *preset):
     """The socket of the fork server of that flavour and preset; it starts at the first call."""
     if (flavour, preset) not in SERVERS:
         folder = tempfile.mkdtemp(prefix="fork_server-")
         path = os.path.join(folder, "socket")
-        # A user's environment: without what this session's import of the
-        # tutorial set in it, which the server's own imports set, or not.
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        for name in SET_BY_THE_TUTORIAL:
-            env.pop(name, None)
+        # The server's own imports set what the tutorial sets, or not.
+        env = user_environment(PYTHONUNBUFFERED="1")
         env.update(preset)
         server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fork_server.py")
         process = subprocess.Popen(

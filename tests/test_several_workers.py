@@ -29,6 +29,7 @@ from conftest import (
     read,
     read_until,
     script_stderr,
+    user_environment,
 )
 
 EXAMPLE = os.path.join(ROOT, "examples", "several_workers.py")
@@ -90,13 +91,10 @@ def processes():
             process.communicate()
 
 
-def user_environment(**more):
-    """This process's environment, without what this session's own imports set in it."""
-    env = dict(os.environ, **more)
-    # The tutorial, imported by some tests, sets TensorFlow's log level where
-    # none was: the example sets its own, as in a user's shell.
-    for name in ("TF_CONFIG", "TF_CPP_MIN_LOG_LEVEL", "TF_USE_LEGACY_KERAS"):
-        env.pop(name, None)
+def example_environment(**more):
+    """A user's environment (conftest.user_environment), without a TF_CONFIG of its own."""
+    env = user_environment(**more)
+    env.pop("TF_CONFIG", None)
     return env
 
 
@@ -107,7 +105,7 @@ def start(started, cwd, *args, tf_config=None, pause_at=None):
     TensorFlow's import; the launcher (--local-workers) is a new interpreter,
     and so are the processes it starts.
     """
-    env = user_environment(PYTHONUNBUFFERED="1")
+    env = example_environment(PYTHONUNBUFFERED="1")
     if pause_at is not None:
         env["PAUSE_AT"] = pause_at
     if tf_config is not None:
@@ -147,7 +145,7 @@ def finish(process, printed=""):
 
 def run(cwd, *args, tf_config=None):
     """Runs the example to its end: [exit status, stdout, stderr]."""
-    env = user_environment()
+    env = example_environment()
     if tf_config is not None:
         env["TF_CONFIG"] = tf_config if isinstance(tf_config, str) else json.dumps(tf_config)
     result = subprocess.run(

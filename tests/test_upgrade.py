@@ -23,8 +23,9 @@ from conftest import (
     parse_array,
     read_until,
     script_stderr,
+    user_environment,
 )
-from test_leaving_tf1 import keras3_env, run_in_turn, run_python, saved_model_cli
+from test_leaving_tf1 import run_in_turn, run_python, saved_model_cli
 from test_safety import snapshot
 
 PROGRAMS = (
@@ -170,10 +171,8 @@ def start_upgrade(folder, *args):
     From a server that imported TensorFlow under the log level the program sets
     before its imports, in a user's environment (the tutorial set another here).
     """
-    env = keras3_env()
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     level = [("TF_CPP_MIN_LOG_LEVEL", "2")]
-    return Forked(folder, [UPGRADE, *args], "keras3", env, preset=level)
+    return Forked(folder, [UPGRADE, *args], "keras3", user_environment(), preset=level)
 
 
 def upgrade_in_process(folder, *args):
