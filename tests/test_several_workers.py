@@ -41,10 +41,10 @@ SAMPLES, BATCH, LAST = 64, 16, 4  # Each worker: 2 epochs of 2 batches of 16 of 
 TIMEOUT = 600
 
 # Loaded into every Python process started with PYTHONPATH at its folder, as
-# sitecustomize (or run first in a forked one): a process that prints a line starting with one of PAUSE_AT's
-# markers ("|" between them) then says PAUSED, and waits there for a signal:
-# SIGINT or SIGTERM stop it as they would have a moment later, SIGKILL kills it
-# between two printed lines, with no step under way.
+# sitecustomize (run first in a forked one): a process that prints a line
+# starting with one of PAUSE_AT's markers ("|" between them) then says PAUSED,
+# and waits there for a signal: SIGINT or SIGTERM stop it as they would have a
+# moment later, SIGKILL kills it between two printed lines, with no step under way.
 PAUSE_HOOK = """
 import builtins, os, signal
 
