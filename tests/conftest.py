@@ -85,7 +85,7 @@ def code_blocks(heading, language):
 
 # How a page names the file of examples/ that a python block shows: a link to
 # it, the last one in the text before the block.
-EXAMPLE_LINK = re.compile(r"\]\((?:\.\./)?examples/(\w+\.py)\)")
+EXAMPLE_LINK = re.compile(r"\]\((?:\.\./)?examples/((?:\w+/)*\w+\.py)\)")
 
 
 def example(name):

@@ -27,6 +27,19 @@ output key). KIND is one of:
     tfrecord    TFRecord files, parse_single_example, set_shape after get_next()
     shuffled    a one-shot iterator over NumPy arrays held in the graph, shuffled
 
+and these, which are not exports but what TF1 training left (FOLDER/inputs.npz
+and FOLDER/expected.npz as for the others; LEFT[KIND][1] is what to upgrade):
+
+    saver       the post's graph, saved by tf.train.Saver: train/model.ckpt-2
+    queue       queue runners over fixed-length record files (a reader, a random
+                flip, shuffle_batch, a reshape by the batch size), trained by
+                MonitoredTrainingSession with moving averages: train/, its
+                checkpoint_dir (FOLDER/expected_averages.npz: with those)
+    estimator   an Estimator's graph: feature columns over a dict element, a
+                partitioned hidden layer, a head's logits and predictions, a
+                global step, checkpoints in model_dir/
+    frozen      the post's graph frozen: frozen.pb, and frozen.pbtxt as text
+
 It runs on TensorFlow 1.8 as on 2.x (through compat.v1), so it is Python 3.5.
 """
 
@@ -381,6 +394,156 @@ KINDS = {
 }
 
 
+def through_pipeline(sess, components, outputs, keys, feeds=None):
+    """One batch through the pipeline: the components the new export takes, by key, and
+    what the model computed from them, by output key."""
+    fetched = sess.run({"components": components, "outputs": outputs}, feeds)
+    inputs = {key: value for key, value in zip(keys, fetched["components"]) if key}
+    return inputs, fetched["outputs"]
+
+
+def save_npz(folder, inputs, expected, name="expected"):
+    np.savez(os.path.join(folder, "inputs.npz"), **inputs)
+    np.savez(os.path.join(folder, name + ".npz"), **expected)
+
+
+def saver(folder, rng):
+    """The post's graph, trained two steps, saved by tf.train.Saver with its global step."""
+    built = post(folder, rng)
+    feeds = {tensor_name(name): value for name, value in built["data"].items()}
+    get_next = tf.get_default_graph().get_operation_by_name("IteratorGetNext").outputs
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run("dataset_init", feeds)
+        for _ in range(2):
+            sess.run(built["train"])
+        tf.train.Saver().save(sess, os.path.join(folder, "train", "model.ckpt"), global_step=2)
+        sess.run("dataset_init", feeds)
+        # Keyed as the upgrade names them: the loss reads dense/BiasAdd:0.
+        return through_pipeline(
+            sess, get_next, {"dense": built["outputs"]["logits"]}, ["features_data_ph", None]
+        )
+
+
+def freeze(graph_def, sess, outputs):
+    return tf.graph_util.convert_variables_to_constants(sess, graph_def, outputs)
+
+
+def frozen(folder, rng):
+    """The post's graph frozen at its logits, written as binary and as text."""
+    built = post(folder, rng)
+    feeds = {tensor_name(name): value for name, value in built["data"].items()}
+    get_next = tf.get_default_graph().get_operation_by_name("IteratorGetNext").outputs
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run("dataset_init", feeds)
+        sess.run(built["train"])
+        logits = built["outputs"]["logits"]
+        graph_def = freeze(tf.get_default_graph().as_graph_def(), sess, [logits.op.name])
+        tf.train.write_graph(graph_def, folder, "frozen.pb", as_text=False)
+        tf.train.write_graph(graph_def, folder, "frozen.pbtxt", as_text=True)
+        sess.run("dataset_init", feeds)
+        return through_pipeline(sess, get_next, {"dense": logits}, ["input", None])
+
+
+RECORD = 1 + 6 * 6  # A label byte, then 6 x 6 pixels of one byte.
+
+
+def queue(folder, rng):
+    """The cifar10 tutorial's way, small: records read by queue runners, shuffled into batches."""
+    files = [os.path.join(folder, "data_{}.bin".format(i)) for i in range(2)]
+    for path in files:
+        labels = rng.randint(0, 3, (40, 1))
+        pixels = rng.randint(0, 256, (40, RECORD - 1))
+        with open(path, "wb") as f:
+            f.write(np.concatenate([labels, pixels], 1).astype(np.uint8).tobytes())
+    producer = tf.train.string_input_producer(files, seed=1)
+    _, value = tf.FixedLengthRecordReader(record_bytes=RECORD).read(producer)
+    record = tf.decode_raw(value, tf.uint8)
+    label = tf.cast(tf.reshape(tf.strided_slice(record, [0], [1]), []), tf.int32)
+    image = tf.cast(tf.reshape(tf.strided_slice(record, [1], [RECORD]), [6, 6, 1]), tf.float32)
+    image = tf.image.random_flip_left_right(image / 255.0, seed=2)
+    images, labels = tf.train.shuffle_batch(
+        [image, label], batch_size=16, capacity=64, min_after_dequeue=16, num_threads=2, seed=3
+    )
+    global_step = tf.train.get_or_create_global_step()
+    hidden = tf.layers.conv2d(images, 4, 3, padding="same", activation=tf.nn.relu, name="conv")
+    hidden = tf.reshape(hidden, [16, -1])  # As cifar10 did: the batch size baked in.
+    logits = tf.layers.dense(tf.layers.dense(hidden, 8, tf.nn.relu, name="local"), 3, name="logits")
+    loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
+    step = tf.train.GradientDescentOptimizer(0.1).minimize(loss, global_step)
+    averages = tf.train.ExponentialMovingAverage(0.5, global_step)
+    with tf.control_dependencies([step]):
+        train = averages.apply(tf.trainable_variables())
+    take_averages = [v.assign(averages.average(v)) for v in tf.trainable_variables()]
+    restore = tf.train.Saver()
+    train_dir = os.path.join(folder, "train")
+    with tf.train.MonitoredTrainingSession(
+        checkpoint_dir=train_dir, save_summaries_steps=None
+    ) as sess:
+        for _ in range(3):
+            sess.run(train)
+        inputs, expected = through_pipeline(
+            sess, [images, labels], {"logits": logits}, ["input", None]
+        )
+    tf.summary.FileWriterCache.clear()  # Its events file, written now rather than later.
+    # The same batch through the model with the moving averages for weights.
+    with tf.Session() as sess:
+        restore.restore(sess, tf.train.latest_checkpoint(train_dir))
+        sess.run(take_averages)
+        with_averages = sess.run({"logits": logits}, {images: inputs["input"]})
+    np.savez(os.path.join(folder, "expected_averages.npz"), **with_averages)
+    return inputs, expected
+
+
+def estimator(folder, rng):
+    """A canned Estimator's graph, built by hand (TensorFlow 2.16 and later have no tf.estimator)."""
+    x = rng.randn(60, 4).astype(np.float32)
+    z = rng.randn(60, 2).astype(np.float32)
+    y = rng.randint(0, 3, 60).astype(np.int64)
+    dataset = tf.data.Dataset.from_tensor_slices(({"x": x, "z": z}, y)).repeat().batch(12)
+    iterator = dataset.make_initializable_iterator()
+    features, labels = iterator.get_next()
+    global_step = tf.train.get_or_create_global_step()
+    columns = [
+        tf.feature_column.numeric_column("x", [4]),
+        tf.feature_column.numeric_column("z", [2]),
+    ]
+    with tf.variable_scope("dnn", partitioner=tf.fixed_size_partitioner(2)):
+        with tf.variable_scope("input_from_feature_columns"):
+            net = tf.feature_column.input_layer(features, columns)
+        hidden = tf.layers.dense(net, 8, tf.nn.relu, name="hiddenlayer_0")
+        logits = tf.layers.dense(hidden, 3, name="logits")
+    with tf.name_scope("head"):
+        loss = tf.losses.sparse_softmax_cross_entropy(labels, logits)
+        with tf.name_scope("predictions"):
+            probabilities = tf.nn.softmax(logits, name="probabilities")
+            class_ids = tf.expand_dims(tf.argmax(logits, 1, name="class_ids"), -1)
+    tf.summary.scalar("loss", loss)
+    train = tf.train.AdagradOptimizer(0.05).minimize(loss, global_step)
+    model_dir = os.path.join(folder, "model_dir")
+    saver = tf.train.Saver()
+    with tf.Session() as sess:
+        sess.run([tf.global_variables_initializer(), iterator.initializer])
+        for _ in range(3):
+            sess.run(train)
+            saver.save(sess, os.path.join(model_dir, "model.ckpt"), global_step=global_step)
+        sess.run(iterator.initializer)
+        outputs = {"logits": logits, "probabilities": probabilities, "class_ids": class_ids}
+        # The dict's components come in the order of its sorted keys, then the labels.
+        components = [features["x"], features["z"], labels]
+        return through_pipeline(sess, components, outputs, ["x", "z", None])
+
+
+# What TF1 training left, by kind: what it writes, and OLD, the path to upgrade.
+LEFT = {
+    "saver": (saver, "train/model.ckpt-2"),
+    "queue": (queue, "train"),
+    "estimator": (estimator, "model_dir"),
+    "frozen": (frozen, "frozen.pb"),
+}
+
+
 def start(sess, graph, feeds):
     """Starts the iterator of an export, as its maker would; returns the run's feeds."""
     if graph.get_collection("train_init"):  # A feedable iterator: the training one's handle.
@@ -396,8 +559,15 @@ def tensor_name(name):
 
 
 def main(kind, folder):
-    export = os.path.join(folder, "export")
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
     rng = np.random.RandomState(0)
+    if kind in LEFT:
+        with tf.Graph().as_default():
+            tf.set_random_seed(0)
+            save_npz(folder, *LEFT[kind][0](folder, rng))
+        return
+    export = os.path.join(folder, "export")
     with tf.Graph().as_default() as graph, tf.Session() as sess:
         tf.set_random_seed(0)
         built = KINDS[kind](folder, rng)
@@ -442,6 +612,7 @@ def main(kind, folder):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in KINDS:
-        sys.exit("usage: python3 old_exports.py {{{}}} FOLDER".format(",".join(sorted(KINDS))))
+    if len(sys.argv) != 3 or sys.argv[1] not in list(KINDS) + list(LEFT):
+        kinds = ",".join(sorted(list(KINDS) + list(LEFT)))
+        sys.exit("usage: python3 old_exports.py {{{}}} FOLDER".format(kinds))
     main(*sys.argv[1:])

@@ -118,7 +118,7 @@ def test_a_missing_input_is_one_line_that_says_what_to_run(tmp_path, no_heavy_im
         before = snapshot(str(folder))
         line = refused(no_heavy_imports, folder, example(name), *args)
         if name == "upgrade_export.py":
-            assert line == "upgrade_export.py: old: no such folder"
+            assert line == "upgrade_export.py: old: no such file or folder"
         else:
             # Its name, and the command that makes it.
             assert line.startswith("No ") and " here: run " in line, line
@@ -160,6 +160,7 @@ def test_a_folder_it_cannot_write_to_is_one_line(tmp_path, no_heavy_imports, nam
         ("lstm_to_keras3.py", "tf1_cells.py"),
         ("finish_in_keras3.py", "to_keras3.py"),
         ("run_litert.py", "to_keras3.py"),
+        ("upgrade_export.py", "upgrade_export/"),
     ],
 )
 def test_a_program_copied_out_alone_names_the_file_it_needs(
@@ -181,3 +182,64 @@ def test_a_program_copied_out_alone_names_the_file_it_needs(
         (tmp_path / name_needing).unlink()
         line = refused(no_heavy_imports, tmp_path, name, *args)
         assert line == f"No {name_needing} beside {name}: copy it from examples/ too."
+
+
+# A checkpoint the upgrade cannot read, each said in one line before TensorFlow's import.
+CHECKPOINT = 'model_checkpoint_path: "model.ckpt-4"\nall_model_checkpoint_paths: "model.ckpt-4"\n'
+NO_GRAPH = (
+    "upgrade_export.py: ckpt/model.ckpt-4 holds weights but not the graph (no "
+    "ckpt/model.ckpt-4.meta: saved with write_meta_graph=False, as save_and_restore.py's "
+    "--checkpoint-dir does): export the model from the code that builds it instead, as "
+    "save_and_restore.py exports itself (docs/own-model.md shows how for your model)"
+)
+
+
+def test_upgrade_export_says_what_a_checkpoint_lacks_before_tensorflow(tmp_path, no_heavy_imports):
+    # The tutorial's own --checkpoint-dir: a checkpoint file, weights, no graph.
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "checkpoint").write_text(CHECKPOINT)
+    make(tmp_path, ["ckpt/model.ckpt-4.index", "ckpt/model.ckpt-4.data-00000-of-00001"])
+    make(tmp_path, ["graph_only.meta", "no_data.meta", "no_data.index", "empty/checkpoint"])
+    before = snapshot(str(tmp_path))
+    refusals = {
+        ("ckpt", "new"): NO_GRAPH,
+        ("ckpt/model.ckpt-4", "new"): NO_GRAPH,
+        ("ckpt/model.ckpt-4.index", "new"): NO_GRAPH,
+        (
+            "ckpt/model.ckpt-9",
+            "new",
+        ): "upgrade_export.py: ckpt/model.ckpt-9: no such file or folder",
+        ("graph_only", "new"): (
+            "upgrade_export.py: graph_only has a graph but no weights: there is no graph_only.index"
+        ),
+        ("no_data.meta", "new"): (
+            "upgrade_export.py: no_data is incomplete: it has no no_data.data-... file"
+        ),
+        ("empty", "new"): "upgrade_export.py: empty/checkpoint names no checkpoint",
+        ("--output", "logits", "ckpt", "new"): (
+            "upgrade_export.py: --output takes KEY=TENSOR (logits=dense/BiasAdd:0), not 'logits'"
+        ),
+        ("--output=y=a:0", "--output", "y=b:0", "ckpt", "new"): (
+            "upgrade_export.py: --output y is given twice"
+        ),
+    }
+    for args, message in refusals.items():
+        assert refused(no_heavy_imports, tmp_path, example("upgrade_export.py"), *args) == message
+    assert snapshot(str(tmp_path)) == before
+
+
+def test_upgrade_export_answers_help_before_tensorflow(tmp_path, no_heavy_imports):
+    for flag in ("--help", "-h"):
+        result = subprocess.run(
+            [sys.executable, example("upgrade_export.py"), flag],
+            cwd=str(tmp_path),
+            env=no_heavy_imports,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert (result.returncode, result.stderr) == (0, ""), result
+        assert result.stdout.startswith("Upgrade a TF1 model that reads its input"), result.stdout
+        assert "--moving-averages" in result.stdout and "--output KEY=TENSOR" in result.stdout
+    assert os.listdir(str(tmp_path)) == []

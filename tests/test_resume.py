@@ -49,6 +49,14 @@ def test_a_checkpointed_run_prints_and_exports_what_a_plain_run_does(full_run, t
     assert_same_as_uninterrupted(tmp_path, result, full_run, 0)
     state = read(str(tmp_path / "ckpt" / "checkpoint"))
     assert f'model_checkpoint_path: "model.ckpt-{STEPS}"' in state
+    # Weights without the graph: what examples/upgrade_export.py says of it.
+    from test_upgrade import upgrade_in_process
+
+    refused = upgrade_in_process(tmp_path, "ckpt", "new")
+    prefix = os.path.join("ckpt", f"model.ckpt-{STEPS}")
+    assert refused.startswith(f"upgrade_export.py: {prefix} holds weights but not the graph (no ")
+    assert "save_and_restore.py exports itself" in refused and "\n" not in refused
+    assert sorted(os.listdir(str(tmp_path))) == ["ckpt", "simple"]
 
 
 @pytest.mark.parametrize("max_steps", [1, 2, 3])

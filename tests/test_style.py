@@ -231,10 +231,19 @@ def test_every_program_a_page_prints_is_its_file_in_examples():
 def test_every_program_the_pages_name_is_in_examples_and_each_is_named():
     named = set()
     for path in doc_files():
-        for name in re.findall(r"examples/(\w+\.py)", read(path)):
+        for name in re.findall(r"examples/((?:\w+/)*\w+\.py)", read(path)):
             assert os.path.isfile(os.path.join(EXAMPLES, name)), (path, name)
             named.add(name)
-    assert named == {name for name in os.listdir(EXAMPLES) if name.endswith(".py")}
+    # Each program, and each part of one that is a folder (run by its one file).
+    programs = {name for name in os.listdir(EXAMPLES) if name.endswith(".py")}
+    parts = {
+        f"{folder}/{name}"
+        for folder in os.listdir(EXAMPLES)
+        if os.path.isdir(os.path.join(EXAMPLES, folder)) and not folder.startswith("_")
+        for name in os.listdir(os.path.join(EXAMPLES, folder))
+        if name.endswith(".py")
+    }
+    assert named == programs | parts
 
 
 # The programs that run on TensorFlow 1.x too, as their pages say, down to 1.8,

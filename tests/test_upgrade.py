@@ -100,6 +100,26 @@ FOUND = {
         "  kept:    IteratorGetNext:1 as input 'y': float32 (None, 3)",
         "  reused:  x, y, now the keys of the batches made of their data",
     ],
+    # What TF1 training left: no signature, the outputs chosen from the graph.
+    "saver": [
+        "saver/train/model.ckpt-2 reads its input through a tf.data iterator:",
+        "  checkpoint: saver/train/model.ckpt-2",
+        (
+            "  outputs: dense (dense/BiasAdd:0), what the training loss reads of the model; "
+            "--output KEY=TENSOR chooses others"
+        ),
+        "  kept:    IteratorGetNext:0 as input 'features_data_ph': float32 (None, None, 30)",
+        "  dropped: placeholders batch_size_ph, labels_data_ph, which only feed the iterator",
+        "  variables: 6 of 20, the model's; 6 reference ones made resource",
+    ],
+    # (The queue's and the Estimator's: their pages' transcripts.)
+    "frozen": [
+        (
+            "  outputs: dense (dense/BiasAdd:0), the graph's ends: what the input reaches and "
+            "nothing reads; --output KEY=TENSOR chooses others"
+        ),
+        "  variables: none, the weights are constants of the graph",
+    ],
 }
 
 
@@ -163,6 +183,10 @@ def loaded(tf, path, output):
 
 
 UPGRADE = example("upgrade_export.py")
+USAGE = (
+    f"usage: python3 {UPGRADE} [--output KEY=TENSOR ...] [--moving-averages] [--at-iterator] "
+    "OLD NEW"
+)
 
 
 def start_upgrade(folder, *args):
@@ -323,34 +347,54 @@ print(json.dumps(largest))
 """
 
 
-@pytest.mark.heavy(18)
-def test_every_kind_of_iterator_export_upgrades_and_serves_everywhere(tmp_path, sar, capsys):
+# The kinds whose upgrade a page shows, by the heading it is under.
+PAGES = {
+    "batchnorm": "Exports of every style",
+    "batch_size": "Exports of every style",
+    "queue": "Queue runners",
+    "estimator": "An Estimator's model_dir",
+}
+
+
+@pytest.mark.heavy(30)
+def test_every_kind_of_iterator_export_upgrades_and_serves_everywhere(
+    tmp_path, sar, capsys, monkeypatch
+):
     import old_exports  # Builds with this process's TensorFlow, as TF 1.x code.
 
+    # Made as the pages make them, named from here: the record files' paths,
+    # which the queue's graph holds, as long as on the page.
+    monkeypatch.chdir(tmp_path)
+
     folders = []
-    for kind in old_exports.KINDS:
-        if kind == "post":
-            continue  # The page's own, tested as the page shows it.
+    # The exports, and what TF1 training left: checkpoints and a frozen graph.
+    kinds = [(kind, "export") for kind in old_exports.KINDS if kind != "post"]
+    kinds += [(kind, old) for kind, (_, old) in old_exports.LEFT.items()]
+    for kind, old_path in kinds:
         folder = tmp_path / kind
-        folder.mkdir()
-        old_exports.main(kind, str(folder))
-        old = snapshot(str(folder / "export"))
+        old_exports.main(kind, kind)
+        # What is read of it: a folder, or the files of a checkpoint's prefix.
+        read = folder / (old_path.split("/")[0] if kind == "saver" else old_path)
+        old = snapshot(str(read))
         capsys.readouterr()
-        assert upgrade_in_process(tmp_path, f"{kind}/export", f"{kind}/new") == 0
+        assert upgrade_in_process(tmp_path, f"{kind}/{old_path}", f"{kind}/new") == 0
         printed = capsys.readouterr().out
         lines = printed.splitlines()
         for line in FOUND.get(kind, []):
             assert line in lines, (kind, line, lines)
-        if kind in ("batchnorm", "batch_size"):  # What the page shows it did.
-            command = f"python3 examples/upgrade_export.py {kind}/export {kind}/new"
-            assert_same_output(transcript("Exports of every style", command), printed)
-        assert lines[-2] == "batch size: any, as the old export", (kind, lines)
-        assert snapshot(str(folder / "export")) == old
-        meta = assert_cut_free(folder / "export", folder / "new")
+        if kind in PAGES:  # What the page shows it did.
+            command = f"python3 examples/upgrade_export.py {kind}/{old_path} {kind}/new"
+            assert_same_output(transcript(PAGES[kind], command), printed)
+        # Batches of any size, as the old one or taken from the input, checked at 1 and 7 rows.
+        assert re.match(r"batch size: (any, as the old|.*: any batch size)", lines[-2]), lines
+        assert re.search(r"\(checked with (\d+, )?7 and 1\)$", lines[-2]), lines
+        assert snapshot(str(read)) == old
+        meta = assert_cut_free(folder / "new", folder / "new")
         # Every batched input and output declares a batch of any size.
         signature = meta.signature_def["serving_default"]
         inputs = dict(np.load(str(folder / "inputs.npz")))
         assert sorted(signature.inputs) == sorted(inputs), kind
+        assert sorted(signature.outputs) == sorted(np.load(str(folder / "expected.npz"))), kind
         rows = next(len(v) for v in inputs.values() if np.ndim(v))
         for key, value in inputs.items():
             dims = [d.size for d in signature.inputs[key].tensor_shape.dim]
@@ -423,6 +467,103 @@ def edited(path, edit):
     edit({node.name: node for node in saved.meta_graphs[0].graph_def.node})
     with open(pb, "wb") as file:
         file.write(saved.SerializeToString())
+
+
+@pytest.mark.heavy(12)
+def test_what_training_left_upgrades_as_asked_or_says_why_not(tmp_path, sar, capsys):
+    import old_exports
+
+    tf = sar.tf
+    for kind in ("queue", "saver", "frozen"):
+        (tmp_path / kind).mkdir()
+        old_exports.main(kind, str(tmp_path / kind))
+    # The moving averages for weights, as --moving-averages asks: the logits
+    # those give, at the queue's 16 rows, and at 1 and 7.
+    assert upgrade_in_process(tmp_path, "--moving-averages", "queue/train", "averaged") == 0
+    assert (
+        "  weights: the moving averages of 6, as --moving-averages asks" in capsys.readouterr().out
+    )
+    images = np.load(str(tmp_path / "queue" / "inputs.npz"))["input"]
+    want = np.load(str(tmp_path / "queue" / "expected_averages.npz"))["logits"]
+    raw = np.load(str(tmp_path / "queue" / "expected.npz"))["logits"]
+    assert np.abs(want - raw).max() > 1e-3  # Other weights than those it trained.
+    with loaded(tf, tmp_path / "averaged", "logits") as run:
+        for size in (16, 1, 7):
+            np.testing.assert_allclose(run(images[:size]), want[:size], atol=1e-6)
+    # A frozen graph written as text; an output named by --output, without its :0.
+    command = ["--output", "logits=dense/BiasAdd", "frozen/frozen.pbtxt", "from_text"]
+    assert upgrade_in_process(tmp_path, *command) == 0
+    assert "outputs: " not in capsys.readouterr().out  # Nothing chosen.
+    x = np.load(str(tmp_path / "frozen" / "inputs.npz"))["input"]
+    want = np.load(str(tmp_path / "frozen" / "expected.npz"))["dense"]
+    with loaded(tf, tmp_path / "from_text", "logits") as run:
+        for size in (32, 1, 7):
+            np.testing.assert_allclose(run(x[:size]), want[:size], atol=1e-6)
+
+    # A checkpoint whose .meta is another run's, or another model's.
+    (tmp_path / "mixed").mkdir()
+    for suffix in (".index", ".data-00000-of-00001"):
+        shutil.copy(
+            str(tmp_path / "queue/train/model.ckpt-3") + suffix,
+            str(tmp_path / "mixed" / "model.ckpt-3") + suffix,
+        )
+    shutil.copy(
+        str(tmp_path / "saver/train/model.ckpt-2.meta"), str(tmp_path / "mixed/model.ckpt-3.meta")
+    )
+    for shape in ([2], [3]):
+        with tf.Graph().as_default(), tf.Session() as sess:
+            tf.get_variable("w", shape)
+            sess.run(tf.global_variables_initializer())
+            saver = tf.train.Saver()
+            if shape == [2]:
+                saver.save(sess, str(tmp_path / "shapes"), write_meta_graph=False)
+            else:
+                saver.export_meta_graph(str(tmp_path / "shapes.meta"))
+    # A model whose loss compares its output with nothing: no labels to tell it by.
+    with tf.Graph().as_default(), tf.Session() as sess:
+        y = tf.layers.dense(tf.placeholder(tf.float32, [None, 3], "x"), 2)
+        tf.train.GradientDescentOptimizer(0.1).minimize(tf.reduce_mean(y * y))
+        sess.run(tf.global_variables_initializer())
+        tf.train.Saver().save(sess, str(tmp_path / "unlabelled"))
+    # A frozen graph with an op this TensorFlow does not have; an export's file renamed.
+    graph = tf.GraphDef.FromString((tmp_path / "frozen/frozen.pb").read_bytes())
+    (node,) = [n for n in graph.node if n.name == "dense/BiasAdd"]
+    node.op = "NoSuchOp"
+    (tmp_path / "unknown.pb").write_bytes(graph.SerializeToString())
+    write_export(tf, tmp_path / "export", ["serve"])
+    shutil.copy(str(tmp_path / "export/saved_model.pb"), str(tmp_path / "renamed.pb"))
+    before = snapshot(str(tmp_path))
+    refusals = {
+        ("mixed/model.ckpt-3", "new"): (
+            r"mixed/model.ckpt-3 does not match its \.meta: its graph restores \S+ and \d+ more, "
+            r"which the checkpoint does not hold"
+        ),
+        ("shapes", "new"): (
+            r"shapes does not match its \.meta: w is \(3,\) in its graph and \(2,\) in the checkpoint"
+        ),
+        ("--output", "y=dense/BiasAd", "saver/train/model.ckpt-2", "new"): (
+            r"--output y=dense/BiasAd: the graph has no tensor dense/BiasAd \(close: dense/BiasAdd, .+\)"
+        ),
+        ("--moving-averages", "saver/train", "new"): (
+            r"--moving-averages: saver/train holds no moving average of the model's variables "
+            r"\(VARIABLE/ExponentialMovingAverage\)"
+        ),
+        ("unlabelled", "new"): (
+            r"unlabelled has no signature, and its graph does not tell its model's outputs "
+            r"\(.+\): name them with --output KEY=TENSOR"
+        ),
+        ("--output", "y=dense/BiasAdd:0", "unknown.pb", "new"): (
+            r"unknown.pb does not load in TensorFlow [\d.]+: its model uses the op NoSuchOp "
+            r"\(node dense/BiasAdd\), which this TensorFlow does not have"
+        ),
+        ("renamed.pb", "new"): (
+            r"renamed.pb is a SavedModel's saved_model.pb: give the folder that holds it"
+        ),
+    }
+    for args, message in refusals.items():
+        line = upgrade_in_process(tmp_path, *args)
+        assert re.fullmatch("upgrade_export.py: " + message, line), (args, line)
+    assert snapshot(str(tmp_path)) == before
 
 
 def test_what_tensorflow_2_refuses_is_left_out_or_said_in_one_line(tmp_path, sar, capsys):
@@ -558,7 +699,8 @@ def test_a_batch_size_baked_in_is_taken_from_the_input(tmp_path, sar, capsys, ba
     assert upgrade_in_process(tmp_path, "old", "new") == 0
     out = capsys.readouterr().out
     assert f"batch size: the old export runs batches of {batch} only" in out
-    assert out.splitlines()[-2].endswith(f"any batch size (checked with {batch + 3} and 1)")
+    checked = {3: "6, 7 and 1", 4: "7 and 1"}[batch]  # The sample's own size, then these.
+    assert out.splitlines()[-2].endswith(f"any batch size (checked with {checked})")
     x = np.random.RandomState(0).randn(7, 10, 3)
     with loaded(sar.tf, tmp_path / "new", "out") as run:
         rows = run(x[:batch])
@@ -580,16 +722,21 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
     simple = str(full_run[0] / "simple")
     before = snapshot(str(tmp_path)), snapshot(simple)
     refusals = {
-        ("old",): f"usage: python3 {UPGRADE} [--at-iterator] OLD_EXPORT NEW_EXPORT",
+        ("old",): USAGE,
         ("old", "taken"): "taken already exists: give the name of a folder to create",
         ("old", "nowhere/new"): f"no folder {tmp_path / 'nowhere'} to write nowhere/new in",
         ("old", "old/new"): "old/new is inside old, which this program never writes to",
         ("old", "old/..new"): "old/..new is inside old, which this program never writes to",
-        ("old", ""): f"usage: python3 {UPGRADE} [--at-iterator] OLD_EXPORT NEW_EXPORT",
-        ("missing", "new"): "missing: no such folder",
-        ("a_file", "new"): "a_file is not a folder",
+        ("old", ""): USAGE,
+        ("--shuffle", "old", "new"): f"no option --shuffle: {USAGE}",
+        ("missing", "new"): "missing: no such file or folder",
+        ("a_file", "new"): (
+            "a_file is not a GraphDef (neither binary nor text), a SavedModel or a checkpoint"
+        ),
         ("blank", "new"): "blank is not a SavedModel: its saved_model.pb holds no MetaGraph",
-        ("empty", "new"): "empty is not a SavedModel: it has no saved_model.pb",
+        ("empty", "new"): (
+            "empty holds neither a SavedModel (no saved_model.pb) nor checkpoints (no checkpoint file)"
+        ),
         ("notes", "new"): "notes is not a SavedModel: its saved_model.pb does not parse",
         ("trained", "new"): "trained has no MetaGraph tagged serve (its tags: train)",
         (simple, "new"): f"{simple}: its signature's outputs do not go through a tf.data "
@@ -602,18 +749,18 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
     # A new export that would compute other outputs is not written: here the
     # new export's outputs are made 1e-5 off as they are read back.
     with as_before():
-        program = runpy.run_path(UPGRADE, run_name="upgrade_export")
-    names = program["upgrade"].__globals__
-    real = names["run_export"]
+        program = runpy.run_path(UPGRADE, run_name="upgrade_export_program")
+    check = sys.modules["upgrade_export.check"]  # Its part that runs exports.
+    real = check.run_export
 
     def off(path, feeds, extra=()):
         outputs = real(path, feeds, extra)
         return {k: v + 1e-5 for k, v in outputs.items()} if ".upgrade_export-" in path else outputs
 
-    monkeypatch.setitem(names, "run_export", off)
+    monkeypatch.setattr(check, "run_export", off)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(names["Refusal"], match="^the new export would compute other outputs"):
-        names["main"](["old", "new"])
+    with pytest.raises(program["Refusal"], match="^the new export would compute other outputs"):
+        program["main"](["old", "new"])
     assert snapshot(str(tmp_path)) == before[0]
 
 
