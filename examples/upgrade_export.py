@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if not os.path.isfile(os.path.join(HERE, "upgrade_export", "__init__.py")):
     sys.exit("No upgrade_export/ beside upgrade_export.py: copy it from examples/ too.")
 sys.path.insert(0, HERE)
-from upgrade_export import STOPPED, Refusal, go_on, split_ref  # No TensorFlow here.
+from upgrade_export import DEQUEUE, GET_NEXT, STOPPED, Refusal, go_on, split_ref  # No TF here.
 from upgrade_export.paths import locate
 
 USAGE = "usage: python3 {} [--output KEY=TENSOR ...] [--moving-averages] [--at-iterator] OLD NEW"
@@ -113,7 +113,6 @@ import tensorflow as tf
 
 tf.get_logger().setLevel("ERROR")  # The compat.v1 calls below are meant.
 
-from upgrade_export import DEQUEUE, GET_NEXT
 from upgrade_export.batch_size import batch_constants, rows_of
 from upgrade_export.check import (
     TOLERANCE,

@@ -6,7 +6,7 @@ import re
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from upgrade_export import go_on, split_ref, tensor_ref
+from upgrade_export import go_on, is_pipeline, split_ref, tensor_ref
 from upgrade_export.cut import copy_nodes, functions_used
 from upgrade_export.old import asset_files
 from upgrade_export.pipeline import run_front
@@ -173,12 +173,13 @@ def forget_paths(path):
 
 
 def pipeline_left(path):
-    """The dataset and iterator ops of the export at path, in its graph or its functions."""
+    """The pipeline's ops in the export at path (datasets, iterators, queues, readers),
+    in its graph or its functions."""
     with open(os.path.join(path, "saved_model.pb"), "rb") as f:
         (meta,) = saved_model_pb2.SavedModel.FromString(f.read()).meta_graphs
     functions = meta.graph_def.library.function
     nodes = [*meta.graph_def.node, *(node for f in functions for node in f.node_def)]
-    return sorted({node.op for node in nodes if "Dataset" in node.op or "Iterator" in node.op})
+    return sorted({node.op for node in nodes if is_pipeline(node.op)})
 
 
 def kilobytes(paths):
