@@ -66,6 +66,7 @@ def arguments(argv):
     if len(paths) != 2 or not all(paths):
         raise Refusal(usage)
     old, new = paths
+    where = locate(old)
     if os.path.lexists(new):
         raise Refusal(f"{new} already exists: give the name of a folder to create")
     parent = os.path.dirname(os.path.abspath(new))
@@ -73,7 +74,6 @@ def arguments(argv):
         raise Refusal(f"no folder {parent} to write {new} in")
     if not os.access(parent, os.W_OK):
         raise Refusal(f"cannot write {new}: {parent} is not a folder you can write to")
-    where = locate(old)
     real_old = os.path.realpath(old)
     if (
         os.path.isdir(old)

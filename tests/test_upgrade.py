@@ -354,6 +354,7 @@ PAGES = {
     "batch_size": "Exports of every style",
     "queue": "Queue runners",
     "estimator": "An Estimator's model_dir",
+    "frozen": "Frozen graphs",
 }
 
 
@@ -649,7 +650,7 @@ def test_a_seq2seq_export_serves_sentences_from_any_folder(tmp_path, sar, capfd,
             sess.run(init, {"src:0": sentences, "batch_size:0": len(sentences)})
             expected.append(sess.run([words, "IteratorGetNext:0", "IteratorGetNext:1"]))
     # The new exports, loaded in a folder without seq2seq_vocab/: their own assets.
-    elsewhere = tmp_path / "elsewhere"
+    elsewhere = tmp_path / "served_here"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     with loaded(tf, tmp_path / "seq2seq_new", "translations") as run:
@@ -668,8 +669,8 @@ def test_a_seq2seq_export_serves_sentences_from_any_folder(tmp_path, sar, capfd,
 
     # saved_model_cli from there, as the page shows, and TF2 code.
     (block,) = [b for b in code_blocks(SEQ2SEQ, "text") if "saved_model_cli" in b]
-    mkdir, serve, *shown = block.splitlines()
-    assert mkdir == "$ mkdir elsewhere && cd elsewhere"
+    mkdir, serve, *shown, back = block.splitlines()
+    assert (mkdir, back) == ("$ mkdir -p served_here && cd served_here", "$ cd ..")
     (elsewhere / "tf2.py").write_text(
         "import tensorflow as tf\n"
         "serve = tf.saved_model.load('../seq2seq_new').signatures['serving_default']\n"
@@ -748,6 +749,7 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path, sar, full_run, monkey
         ("old", ""): USAGE,
         ("--shuffle", "old", "new"): f"no option --shuffle: {USAGE}",
         ("missing", "new"): "missing: no such file or folder",
+        ("missing", "nowhere/new"): "missing: no such file or folder",  # OLD first.
         ("a_file", "new"): (
             "a_file is not a GraphDef (neither binary nor text), a SavedModel or a checkpoint"
         ),
