@@ -94,10 +94,21 @@ else:
 if not os.environ.get("TF_CPP_MIN_LOG_LEVEL"):
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1"
 
-try:
-    import tensorflow.compat.v1 as tf
-except ImportError:  # TensorFlow before 1.13 has no compat.v1: its API is the v1 API.
-    import tensorflow as tf
+# TensorFlow itself is imported by import_tensorflow(), which main() calls once
+# the command line is checked: --help or a mistyped option answers at once,
+# not after the seconds the import takes. Everywhere below, `tf` is what your
+# own code would import at its top: `import tensorflow.compat.v1 as tf`.
+tf = None
+
+
+def import_tensorflow():
+    """Imports TensorFlow's TF1 API as `tf`, for the whole file."""
+    global tf
+    try:
+        import tensorflow.compat.v1 as tf
+    except ImportError:  # TensorFlow before 1.13 has no compat.v1: its API is the v1 API.
+        import tensorflow as tf
+
 
 # -----------------------------------------------------------------------------
 # Names shared by the save side and the restore side
@@ -116,8 +127,8 @@ MODEL_INPUT_KEY = "features"
 # The final inference, saved next to the model to check a later restore against.
 # assets.extra/ is where a SavedModel keeps files TensorFlow does not load.
 EXPECTED_LOGITS = os.path.join("assets.extra", "expected_logits.npy")
-SERVE_TAG = tf.saved_model.tag_constants.SERVING
-SIGNATURE_KEY = tf.saved_model.signature_constants.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+SERVE_TAG = "serve"  # tf.saved_model.tag_constants.SERVING
+SIGNATURE_KEY = "serving_default"  # ...signature_constants.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 
 # The data, the model and its training.
 SEED = 0
@@ -481,7 +492,9 @@ def position_feed(feed_dict, step):
 
 
 def setup_tensorflow():
-    """Checks for tf-keras, quiets TF1 deprecation warnings, and builds TF1 graphs."""
+    """Imports TensorFlow, checks for tf-keras, quiets TF1 deprecation warnings, and builds
+    TF1 graphs."""
+    import_tensorflow()
     version = tuple(int(part) for part in tf.__version__.split(".")[:2])
     if version >= (2, 16) and importlib.util.find_spec("tf_keras") is None:
         sys.exit(

@@ -386,6 +386,7 @@ import numpy as np
 
 import save_and_restore as sar
 
+sar.import_tensorflow()  # The tutorial's tf: TensorFlow's TF1 API.
 tf = sar.tf
 
 # -----------------------------------------------------------------------------

@@ -115,6 +115,23 @@ def page_programs():
     return programs
 
 
+# What the programs import that takes seconds. Stand-ins for them, found first
+# on the path, end the process the moment one is imported: a refusal that
+# comes out instead came before them.
+HEAVY = ("tensorflow", "keras", "onnxruntime", "ai_edge_litert", "tf2onnx")
+IMPORTED = "imported {} before checking its paths"
+
+
+@pytest.fixture(scope="session")
+def no_heavy_imports(tmp_path_factory):
+    """An environment whose heavy modules stop the process when imported."""
+    folder = tmp_path_factory.mktemp("stand_ins")
+    for name in HEAVY:
+        (folder / name).mkdir()
+        (folder / name / "__init__.py").write_text(f"raise SystemExit({IMPORTED.format(name)!r})\n")
+    return dict(os.environ, PYTHONPATH=str(folder))
+
+
 # What a run writes beside its model, and how it prints its final inference.
 EXPECTED = os.path.join("simple", "assets.extra", "expected_logits.npy")
 FINAL = "Final inference | Sample value: "

@@ -56,9 +56,11 @@ def load(flavour):
     before_imports = dict(os.environ)
     if flavour == "script":
         sys.path.insert(0, ROOT)
-        # The tutorial first: it sets what must be set before TensorFlow's import.
+        # The tutorial first: it sets what must be set before TensorFlow's import,
+        # which its main() makes once the command line is checked: made here, once.
         import save_and_restore as sar
 
+        sar.import_tensorflow()
         # isort: split
         from tensorflow.python.checkpoint import checkpoint_management
         from tensorflow.python.training import saver

@@ -42,21 +42,6 @@ PROGRAMS = {
 }
 # Imported by the others, never run.
 LIBRARIES = {"tf1_cells.py"}
-# What the programs import that takes seconds. Stand-ins for them, found first
-# on the path, end the process the moment one is imported: a refusal that
-# comes out instead came before them.
-HEAVY = ("tensorflow", "keras", "onnxruntime", "ai_edge_litert", "tf2onnx")
-IMPORTED = "imported {} before checking its paths"
-
-
-@pytest.fixture(scope="module")
-def no_heavy_imports(tmp_path_factory):
-    """An environment whose heavy modules stop the process when imported."""
-    folder = tmp_path_factory.mktemp("stand_ins")
-    for name in HEAVY:
-        (folder / name).mkdir()
-        (folder / name / "__init__.py").write_text(f"raise SystemExit({IMPORTED.format(name)!r})\n")
-    return dict(os.environ, PYTHONPATH=str(folder))
 
 
 def refused(env, folder, program, *args):

@@ -4,11 +4,13 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 from conftest import (
+    SCRIPT,
     code_blocks,
     fork_script,
     read_until,
@@ -338,6 +340,45 @@ def test_restore_only_on_a_savedmodel_without_dataset_init(sar, tmp_path, run_ma
 def test_batch_size_must_be_a_positive_integer(tmp_path, run_main, value):
     line = assert_refused(run_main(tmp_path, "--restore-only", "--batch-size", value))
     assert f"--batch-size: must be a positive integer, not {value!r}" in line
+    assert os.listdir(str(tmp_path)) == []
+
+
+# What the script answers before TensorFlow's import, which takes seconds.
+BEFORE_IMPORT = {
+    ("--bogus",): "error: unrecognized arguments: --bogus (see --help)",
+    (
+        "--batch-size",
+        "0",
+    ): "error: argument --batch-size: must be a positive integer, not '0' (see --help)",
+    ("--max-steps", "2"): (
+        "error: --max-steps needs --checkpoint-dir, where the next run resumes from (see --help)"
+    ),
+    ("--restore-only", "--checkpoint-dir", "ckpt"): (
+        "error: --checkpoint-dir is for training: not allowed with --restore-only (see --help)"
+    ),
+}
+
+
+def test_help_and_argument_errors_come_before_tensorflow(tmp_path, no_heavy_imports):
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, SCRIPT, *args],
+            cwd=str(tmp_path),
+            env=no_heavy_imports,  # Where importing TensorFlow ends the process.
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    for flag in ("--help", "-h"):
+        helped = run(flag)
+        assert (helped.returncode, helped.stderr) == (0, ""), helped
+        assert helped.stdout.startswith("usage: save_and_restore.py [-h]"), helped.stdout
+        assert "--checkpoint-dir CHECKPOINT_DIR" in helped.stdout
+    for args, line in BEFORE_IMPORT.items():
+        refused = run(*args)
+        assert (refused.returncode, refused.stdout, refused.stderr) == (2, "", line + "\n"), args
     assert os.listdir(str(tmp_path)) == []
 
 

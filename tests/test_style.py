@@ -142,27 +142,46 @@ def test_the_lesson_makes_the_tensorflow_calls_a_reader_copies():
 def test_above_the_lesson_only_what_must_precede_the_import():
     tree = ast.parse(read(SCRIPT))
     body = tree.body[1:]  # After the docstring.
-    imports_tf = [
-        i
-        for i, node in enumerate(body)
-        if isinstance(node, ast.Try) and "tensorflow" in ast.dump(node)
+    # TensorFlow is imported in one place: import_tensorflow(), of the setup block.
+    importers = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef)
+        and any(
+            isinstance(inner, ast.Import)
+            and {alias.name for alias in inner.names} & {"tensorflow", "tensorflow.compat.v1"}
+            for inner in ast.walk(node)
+        )
     ]
-    assert len(imports_tf) == 1
-    for node in body[: imports_tf[0]]:
-        # Imports, the environment TensorFlow reads when it is imported, and
-        # what ends a run interrupted while TensorFlow is imported.
+    assert [node.name for node in importers] == ["import_tensorflow"]
+    (index,) = [i for i, node in enumerate(body) if node is importers[0]]
+    for node in body[:index]:
+        # Imports, the environment TensorFlow reads when it is imported, what
+        # ends a run interrupted before anything is written, and `tf = None`.
         if isinstance(node, ast.FunctionDef):
             assert "signal" in ast.dump(node) and "_exit" in ast.dump(node), ast.dump(node)
         elif isinstance(node, ast.If) and "__main__" in ast.dump(node.test):
             assert {type(n) for n in node.body} == {ast.Expr} and "signal" in ast.dump(node)
+        elif isinstance(node, ast.Assign):
+            assert ast.dump(node.targets[0]) == ast.dump(ast.Name("tf", ast.Store()))
         elif not isinstance(node, (ast.Import, ast.ImportFrom)):
             assert isinstance(node, ast.If) and "environ" in ast.dump(node), ast.dump(node)
     # Then only names (constants) and functions: no call run at import time.
-    for node in body[imports_tf[0] + 1 :]:
+    for node in body[index + 1 :]:
         if isinstance(node, ast.If):  # if __name__ == "__main__":
             assert "__main__" in ast.dump(node.test)
             continue
         assert isinstance(node, (ast.Assign, ast.FunctionDef, ast.ClassDef)), ast.dump(node)
+    # main() checks the command line before anything imports TensorFlow.
+    main = next(node for node in body if isinstance(node, ast.FunctionDef) and node.name == "main")
+    calls = [
+        node.value.func.id
+        for node in main.body
+        if isinstance(node, (ast.Assign, ast.Expr))
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+    ]
+    assert calls[:2] == ["parse_args", "setup_tensorflow"], calls
 
 
 def test_docstrings_stay_in_proportion_to_the_code():
