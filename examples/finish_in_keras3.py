@@ -1,7 +1,18 @@
-"""Finishes a TF1 training run of the tutorial in Keras 3, from its --checkpoint-dir checkpoint."""
+"""Finishes a TF1 training run of the tutorial in Keras 3, from its --checkpoint-dir checkpoint.
+
+Usage: python3 examples/finish_in_keras3.py, where `python3 save_and_restore.py
+--checkpoint-dir ckpt --max-steps 3` ran. Reads ckpt/; writes finished.keras.
+"""
 
 import os
 import sys
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit(f"usage: python3 {sys.argv[0]}: it takes no arguments (--help says more)")
 
 NO_CHECKPOINT = (
     "No checkpoint in ckpt/ here: run python3 save_and_restore.py --checkpoint-dir ckpt "

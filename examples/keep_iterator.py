@@ -1,7 +1,17 @@
-"""Load old_export/, find its iterator's initializer by type, and run it."""
+"""Load old_export/, find its iterator's initializer by type, and run it.
+
+Usage: python3 examples/keep_iterator.py, in the folder that holds old_export/.
+"""
 
 import os
 import sys
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit(f"usage: python3 {sys.argv[0]}: it takes no arguments (--help says more)")
 
 # Before TensorFlow's import, which takes seconds.
 if not os.path.isfile("old_export/saved_model.pb"):

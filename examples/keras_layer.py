@@ -1,7 +1,17 @@
-"""Wraps simple/, the tutorial's TF1 export, in a Keras 3 layer of its own."""
+"""Wraps simple/, the tutorial's TF1 export, in a Keras 3 layer of its own.
+
+Usage: python3 examples/keras_layer.py, in the folder that holds simple/.
+"""
 
 import os
 import sys
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit(f"usage: python3 {sys.argv[0]}: it takes no arguments (--help says more)")
 
 # Before TensorFlow's import, which takes seconds.
 if not os.path.isfile("simple/saved_model.pb"):

@@ -1,7 +1,18 @@
-"""Moves the TF1 model of make_tf1_lstm.py into Keras 3, and shows what each shortcut costs."""
+"""Moves the TF1 model of make_tf1_lstm.py into Keras 3, and shows what each shortcut costs.
+
+Usage: python3 examples/lstm_to_keras3.py, where examples/make_tf1_lstm.py ran.
+Reads lstm_ckpt/; writes lstm.keras.
+"""
 
 import os
 import sys
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit(f"usage: python3 {sys.argv[0]}: it takes no arguments (--help says more)")
 
 # What it reads and writes, checked before TensorFlow's import, which takes seconds.
 if not os.path.isfile("lstm_ckpt/batch.npz"):

@@ -1,8 +1,18 @@
-"""Write old_export/, a model exported the way the 2018 post did: to try the upgrade on."""
+"""Write old_export/, a model exported the way the 2018 post did: to try the upgrade on.
+
+Usage: python3 examples/make_2018_export.py: writes old_export/ in the folder it runs in.
+"""
 
 import os
 import sys
 import warnings
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit(f"usage: python3 {sys.argv[0]}: it takes no arguments (--help says more)")
 
 # What it writes, checked before TensorFlow's import, which takes seconds.
 if os.path.lexists("old_export"):

@@ -1,6 +1,6 @@
 """Write seq2seq_export/: a TF1 seq2seq model fed sentences through a tf.data pipeline.
 
-    python3 examples/make_seq2seq_export.py
+Usage: python3 examples/make_seq2seq_export.py
 
 The kind of inference graph tensorflow/nmt exported: a string placeholder of
 sentences and a batch size feed a pipeline that splits each sentence into
@@ -17,6 +17,13 @@ Writes seq2seq_vocab/ (the vocabulary files) and seq2seq_export/.
 import os
 import sys
 import warnings
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit(f"usage: python3 {sys.argv[0]}: it takes no arguments (--help says more)")
 
 # What it writes, checked before TensorFlow's import, which takes seconds.
 for output in ("seq2seq_vocab", "seq2seq_export"):

@@ -1,8 +1,18 @@
-"""A TF1 model of the common kind, with random weights: writes lstm_ckpt/ and what it computes."""
+"""A TF1 model of the common kind, with random weights: writes lstm_ckpt/ and what it computes.
+
+Usage: python3 examples/make_tf1_lstm.py: writes lstm_ckpt/ in the folder it runs in.
+"""
 
 import os
 import sys
 import warnings
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit("usage: python3 {}: it takes no arguments (--help says more)".format(sys.argv[0]))
 
 # What it writes, checked before TensorFlow's import, which takes seconds.
 if os.path.lexists("lstm_ckpt"):

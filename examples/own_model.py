@@ -1,5 +1,7 @@
 """A model of your own, of the common kind: saved, restored in a fresh graph, and served.
 
+Usage: python3 examples/own_model.py: writes own/ in the folder it runs in.
+
 Token ids and their lengths come from one tf.data pipeline; an embedding and a stack of two
 LSTMCells, fed the lengths from the same pipeline, classify each sequence. The program trains
 briefly, exports with a bypass input for each tensor the model reads, restores the export in a
@@ -11,6 +13,13 @@ inference (assets.extra/expected_logits.npy) and its inputs (assets.extra/inputs
 import os
 import sys
 import warnings
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit("usage: python3 {}: it takes no arguments (--help says more)".format(sys.argv[0]))
 
 EXPORT_DIR = "own"
 if __name__ == "__main__":

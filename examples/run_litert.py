@@ -1,8 +1,19 @@
-"""Runs the tutorial's model, unrolled, in LiteRT (TFLite), and checks its logits."""
+"""Runs the tutorial's model, unrolled, in LiteRT (TFLite), and checks its logits.
+
+Usage: python3 examples/run_litert.py, where examples/to_keras3.py ran. Reads simple/
+and simple.keras; writes simple.tflite.
+"""
 
 import os
 import sys
 import tempfile
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit(f"usage: python3 {sys.argv[0]}: it takes no arguments (--help says more)")
 
 # What it reads and writes, checked before TensorFlow's import, which takes seconds.
 if not os.path.isfile("simple/assets.extra/expected_logits.npy"):

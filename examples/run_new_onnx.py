@@ -1,7 +1,17 @@
-"""Runs new_export.onnx, the upgraded export converted to ONNX, in ONNX Runtime."""
+"""Runs new_export.onnx, the upgraded export converted to ONNX, in ONNX Runtime.
+
+Usage: python3 examples/run_new_onnx.py, in the folder that holds new_export.onnx.
+"""
 
 import os
 import sys
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit(f"usage: python3 {sys.argv[0]}: it takes no arguments (--help says more)")
 
 # Before ONNX Runtime's import, which takes a second.
 if not os.path.isfile("new_export.onnx"):

@@ -1,7 +1,17 @@
-"""Runs the tutorial's export, converted to ONNX, in ONNX Runtime, and checks its logits."""
+"""Runs the tutorial's export, converted to ONNX, in ONNX Runtime, and checks its logits.
+
+Usage: python3 examples/run_onnx.py, in the folder that holds simple/ and simple.onnx.
+"""
 
 import os
 import sys
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit(f"usage: python3 {sys.argv[0]}: it takes no arguments (--help says more)")
 
 # What it reads, checked before ONNX Runtime's import, which takes a second.
 if not os.path.isfile("simple/assets.extra/expected_logits.npy"):

@@ -1,7 +1,17 @@
-"""Calls simple/, the tutorial's TF1 export, from TF2 code: its signature, and a pruned function."""
+"""Calls simple/, the tutorial's TF1 export, from TF2 code: its signature, and a pruned function.
+
+Usage: python3 examples/tf2_predict.py, in the folder that holds simple/.
+"""
 
 import os
 import sys
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit(f"usage: python3 {sys.argv[0]}: it takes no arguments (--help says more)")
 
 # Before TensorFlow's import, which takes seconds.
 if not os.path.isfile("simple/saved_model.pb"):

@@ -1,9 +1,19 @@
-"""Moves the tutorial's model from its TF1 export into Keras 3, and checks it gives the same logits."""
+"""Moves the tutorial's model from its TF1 export into Keras 3, and checks it gives the same logits.
+
+Usage: python3 examples/to_keras3.py, in the folder that holds simple/. Writes
+simple_keras3/ and simple.keras.
+"""
 
 import os
 import sys
 
 if __name__ == "__main__":
+    # --help, or no argument at all, before anything is imported.
+    if sys.argv[1:] in (["-h"], ["--help"]):
+        print(__doc__)
+        sys.exit()
+    if sys.argv[1:]:
+        sys.exit(f"usage: python3 {sys.argv[0]}: it takes no arguments (--help says more)")
     # What it reads and writes, checked before TensorFlow's import, which takes seconds.
     if not os.path.isfile("simple/saved_model.pb"):
         sys.exit("No export in simple/ here: run python3 save_and_restore.py in this folder first.")

@@ -1,6 +1,6 @@
 """Upgrade a TF1 model that reads its input through a tf.data iterator or a queue.
 
-    python3 examples/upgrade_export.py [OPTIONS] OLD NEW
+Usage: python3 examples/upgrade_export.py [OPTIONS] OLD NEW
 
 OLD is a SavedModel's folder; a training checkpoint: its prefix (as
 train/model.ckpt-2000), or a folder with a checkpoint file (an Estimator's

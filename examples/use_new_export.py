@@ -1,7 +1,17 @@
-"""Serves new_export/, the upgraded export, from TF2 code and as a Keras 3 layer."""
+"""Serves new_export/, the upgraded export, from TF2 code and as a Keras 3 layer.
+
+Usage: python3 examples/use_new_export.py, in the folder that holds new_export/.
+"""
 
 import os
 import sys
+
+# --help, or no argument at all: answered before the imports below, which take seconds.
+if sys.argv[1:] in (["-h"], ["--help"]):
+    print(__doc__)
+    sys.exit()
+if sys.argv[1:]:
+    sys.exit(f"usage: python3 {sys.argv[0]}: it takes no arguments (--help says more)")
 
 # Before TensorFlow's import, which takes seconds.
 if not os.path.isfile("new_export/saved_model.pb"):

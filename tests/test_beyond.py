@@ -261,6 +261,7 @@ for call in (lambda layer: layer(features), lambda layer: layer({"features": fea
 RUN_EACH = """
 import sys
 for program in sys.argv[1:]:
+    sys.argv = ["program.py"]  # Each run as `python3 program.py`, with no argument.
     exec(compile(program, "<program>", "exec"), {"__name__": "__main__"})
     print("----")
 """

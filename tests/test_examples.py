@@ -213,18 +213,23 @@ def test_upgrade_export_says_what_a_checkpoint_lacks_before_tensorflow(tmp_path,
     assert snapshot(str(tmp_path)) == before
 
 
-def test_upgrade_export_answers_help_before_tensorflow(tmp_path, no_heavy_imports):
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_help_says_how_to_run_it_and_an_argument_it_does_not_take_is_refused(
+    tmp_path, no_heavy_imports, name
+):
     for flag in ("--help", "-h"):
-        result = subprocess.run(
-            [sys.executable, example("upgrade_export.py"), flag],
+        helped = subprocess.run(
+            [sys.executable, example(name), flag],
             cwd=str(tmp_path),
-            env=no_heavy_imports,
+            env=no_heavy_imports,  # Before anything heavy is imported.
             capture_output=True,
             text=True,
             check=False,
             timeout=60,
         )
-        assert (result.returncode, result.stderr) == (0, ""), result
-        assert result.stdout.startswith("Upgrade a TF1 model that reads its input"), result.stdout
-        assert "--moving-averages" in result.stdout and "--output KEY=TENSOR" in result.stdout
+        assert (helped.returncode, helped.stderr) == (0, ""), helped
+        assert "usage" in helped.stdout.lower() and name in helped.stdout, helped.stdout
+    args = PROGRAMS[name][0]  # With what it takes, if anything: never ignored.
+    line = refused(no_heavy_imports, tmp_path, example(name), *args, "--bogus")
+    assert "--bogus" in line or "takes no arguments" in line, line
     assert os.listdir(str(tmp_path)) == []
