@@ -21,7 +21,7 @@ says, model and positions together.
 as this program with its TF_CONFIG, and waits for them. With TF_CONFIG instead,
 it is one of those processes, on any machine. The chief writes its checkpoints
 in --checkpoint-dir and, once every worker is done, the tutorial's export in
---export-dir (simple). Needs save_and_restore.py in the folder above this one.
+--export-dir (workers_export). Needs save_and_restore.py in the folder above this one.
 Exits 0 when done (or stopped at --max-steps), 2 on bad input, 1 when something
 else failed (--local-workers: the status of the first process that failed);
 stopped by Ctrl-C or kill, 130 or 143, and each process says in one line what
@@ -62,7 +62,8 @@ if __name__ == "__main__":
 # Before TensorFlow: the command line, TF_CONFIG, and the folders, checked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPORT_DIR = "simple"  # The tutorial's.
+# A folder of its own: the tutorial's export, simple/, is left as it is.
+EXPORT_DIR = "workers_export"
 MAX_LOCAL_WORKERS = 8  # Each one is a TensorFlow process on this machine.
 MAX_WORKERS = 32  # The tutorial's batch of 32 is split between the workers.
 # The launcher's lock on --checkpoint-dir, handed to the chief it starts: the
@@ -76,7 +77,11 @@ CHECKPOINT_FILES = re.compile(
     r"checkpoint(\.tmp\w*)?$"
     r"|model\.ckpt-\d+(\.index|\.data-\d+-of-\d+)(\.tempstate\d+)?$"
     r"|model\.ckpt-\d+_temp\w*$"
+    r"|model\.ckpt-\d+\.positions(\.tmp)?$"
 )
+# Beside each checkpoint the chief writes, the workers' positions in it, read
+# before TensorFlow's import: a checkpoint without them is not this program's.
+POSITIONS = ".positions"
 POLL_SECONDS = 0.05  # How often a process that waits for another looks again.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -251,6 +256,36 @@ def lock_checkpoint_dir(checkpoint_dir):
     return descriptor
 
 
+def check_resume(checkpoint_dir, num_workers, max_steps):
+    """Raises Refusal unless the run can resume from the latest checkpoint, if any.
+
+    Reads what the chief wrote beside it: the number of workers, and each one's count.
+    """
+    path = latest_checkpoint(checkpoint_dir)
+    if path is None or not os.path.isfile(path + ".index"):
+        return  # None yet; or a damaged one, which the chief says.
+    try:
+        with open(path + POSITIONS) as file:
+            counts = json.load(file)["counts"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise Refusal(
+            "cannot resume from {}: it holds no worker's position: this program did not "
+            "write it".format(path)
+        )
+    if len(counts) != num_workers:
+        raise Refusal(
+            "cannot resume from {}: it was written by {} workers, not {}: resume it with as "
+            "many, or start anew in another --checkpoint-dir".format(path, len(counts), num_workers)
+        )
+    if max_steps is not None and max(counts) > max_steps:
+        raise Refusal(
+            "--max-steps {} is behind {}, where the workers are at steps {}: give "
+            "--max-steps {} or more, or none".format(
+                max_steps, path, ", ".join(map(str, counts)), max(counts)
+            )
+        )
+
+
 def latest_checkpoint(checkpoint_dir):
     """What the `checkpoint` file of checkpoint_dir names, read without TensorFlow; None if none."""
     try:
@@ -365,8 +400,11 @@ if __name__ == "__main__":
         CLUSTER, KIND, INDEX = read_tf_config(os.environ.get("TF_CONFIG"), ARGS.local_workers)
         if ARGS.local_workers is not None:
             check_folders(ARGS.checkpoint_dir, ARGS.export_dir)
+            check_resume(ARGS.checkpoint_dir, ARGS.local_workers, ARGS.max_steps)
             sys.exit(launch(ARGS, lock_checkpoint_dir(ARGS.checkpoint_dir)))
         NAME = "{} {}".format(KIND, INDEX)
+        if KIND == "worker":
+            check_resume(ARGS.checkpoint_dir, len(CLUSTER["worker"]), ARGS.max_steps)
         if KIND == "ps" and LAUNCHER_ENV in os.environ:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # The launcher stops it, last.
         if (KIND, INDEX) == ("worker", 0):
@@ -585,8 +623,20 @@ class Checkpoints:
         # checkpoint is ever written over another of the same name.
         if counts.sum() > self.step:
             self.step = int(counts.sum())
+            # The positions first, read before TensorFlow's import by the next run:
+            # the checkpoint counts once the Saver names it in its checkpoint file.
+            positions = "{}-{}{}".format(self.prefix, self.step, POSITIONS)
+            with open(positions + ".tmp", "w") as file:
+                json.dump({"counts": [int(count) for count in counts]}, file)
+            os.replace(positions + ".tmp", positions)
             saver, sess = self.ops.saver, self.sess
             self.path = saver.save(sess, self.prefix, self.step, write_meta_graph=False)
+            # Those of the checkpoints the Saver deleted (it keeps two) go with them.
+            folder = os.path.dirname(self.prefix)
+            for name in os.listdir(folder):
+                prefix = os.path.join(folder, name[: -len(POSITIONS)])
+                if name.endswith(POSITIONS) and not os.path.exists(prefix + ".index"):
+                    os.remove(os.path.join(folder, name))
         return counts
 
 

@@ -37,7 +37,7 @@ PROGRAMS = {
     "several_workers.py": (
         ["--local-workers", "2", "--checkpoint-dir", "ckpt"],
         [],
-        ["ckpt", "simple"],
+        ["ckpt", "workers_export"],
     ),
 }
 # Imported by the others, never run.

@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,11 +32,12 @@ from conftest import (
     script_stderr,
     user_environment,
 )
+from test_safety import snapshot
 
 EXAMPLE = os.path.join(ROOT, "examples", "several_workers.py")
 PAGE = os.path.join(DOCS, "several-workers.md")
 COMMAND = "python3 examples/several_workers.py"
-LOCAL = ["--local-workers", "2", "--checkpoint-dir", "ckpt"]
+LOCAL = ["--local-workers", "2", "--checkpoint-dir", "workers_ckpt"]
 SAMPLES, BATCH, LAST = 64, 16, 4  # Each worker: 2 epochs of 2 batches of 16 of its shard of 32.
 # Not a timing: a safety net, so that a cluster that hangs fails instead of waiting forever.
 TIMEOUT = 600
@@ -259,9 +261,8 @@ def assert_shown(shown, result):
 
 def checkpoint_files(*steps):
     """The files of the chief's checkpoints at these steps, sorted."""
-    return [
-        f"model.ckpt-{step}.{end}" for step in steps for end in ("data-00000-of-00001", "index")
-    ]
+    ends = ("data-00000-of-00001", "index", "positions")
+    return [f"model.ckpt-{step}.{end}" for step in steps for end in ends]
 
 
 def assert_export_matches(stdout):
@@ -290,7 +291,7 @@ def local_runs(tmp_path_factory, worker_id):
 
     def scenario(folder, started):
         process = start(started, folder, *LOCAL, "--max-steps", "3")
-        # The first run holds the lock on ckpt from before it prints its first line.
+        # The first run holds the lock on workers_ckpt from before it prints its first line.
         printed = read_until(process, "Cluster on this machine")
         results = {"refused": run(folder, *LOCAL), "stopped": finish(process, printed)}
         results["after stop"] = sorted(os.listdir(str(folder)))
@@ -302,7 +303,7 @@ def local_runs(tmp_path_factory, worker_id):
         results["interrupted"] = finish(process, printed)
         results["after interrupt"] = [
             sorted(os.listdir(str(folder))),
-            sorted(os.listdir(str(folder / "ckpt"))),
+            sorted(os.listdir(str(folder / "workers_ckpt"))),
         ]
         results["finished"] = finish(start(started, folder, *LOCAL))
         return results
@@ -315,7 +316,7 @@ def one_worker_killed(tmp_path_factory, worker_id):
     """One process per TF_CONFIG; worker 1 kill -9ed after its first step, then started again."""
 
     def scenario(folder, started):
-        args = ["--checkpoint-dir", "ckpt"]
+        args = ["--checkpoint-dir", "cluster_ckpt"]
         ps = start(started, folder, *args, tf_config=cluster_config("ps", 0))
         chief = start(started, folder, *args, tf_config=cluster_config("worker", 0))
         config = cluster_config("worker", 1)
@@ -326,9 +327,13 @@ def one_worker_killed(tmp_path_factory, worker_id):
         killed = finish(worker, printed)
         again = finish(start(started, folder, *args, tf_config=config))
         results = {"killed": killed, "again": again, "chief": finish(chief), "ps": finish(ps)}
-        # Three workers on the checkpoint of two: the chief refuses it, and the
-        # launcher stops the others.
+        # Three workers on the checkpoint of two: refused before any process starts.
         results["three"] = run(folder, "--local-workers", "3", *args)
+        # The same with the positions beside it saying three: the chief, reading
+        # the checkpoint itself, refuses it, and the launcher stops the others.
+        shutil.copytree(str(folder / "cluster_ckpt"), str(folder / "tampered"))
+        (folder / "tampered" / "model.ckpt-8.positions").write_text('{"counts": [4, 4, 0]}')
+        results["tampered"] = run(folder, "--local-workers", "3", "--checkpoint-dir", "tampered")
         return results
 
     return once(tmp_path_factory, worker_id, "one_worker_killed", scenario)
@@ -354,11 +359,12 @@ def test_stopped_at_a_step_then_resumed_reads_each_sample_once_per_epoch(local_r
     assert stopped[0] == 0 and finished[0] == 0, (stopped[2][-3000:], finished[2][-3000:])
     assert script_stderr(stopped[2]) == script_stderr(finished[2]) == []
     lines = stopped[1].splitlines()
-    assert "worker 0: ckpt/model.ckpt-6 holds the model and the batches each worker read: 3, 3" in (
-        lines
+    assert (
+        "worker 0: workers_ckpt/model.ckpt-6 holds the model and the batches each worker read: 3, 3"
+        in (lines)
     )
     assert lines[-1] == "All 3 processes ended well."
-    assert results["after stop"] == ["ckpt"]  # No export yet.
+    assert results["after stop"] == ["workers_ckpt"]  # No export yet.
     # The interrupted run's steps were lost with its parameter server: the
     # model, resumed from the checkpoint at step 3, was trained by these.
     for worker in (0, 1):
@@ -373,7 +379,7 @@ def test_a_second_run_on_the_same_checkpoint_dir_is_refused(local_runs):
     assert status == 2 and stdout == ""
     assert stderr.splitlines() == [
         (
-            "several_workers.py: error: another run is training in --checkpoint-dir ckpt: "
+            "several_workers.py: error: another run is training in --checkpoint-dir workers_ckpt: "
             "wait for it to end, or give another folder"
         )
     ]
@@ -390,8 +396,8 @@ def test_ctrl_c_stops_every_process_in_one_line_and_leaves_nothing_half_written(
     # parameter server, which the launcher stops once they are done.
     assert sorted(lines[:2]) == [
         (
-            "worker 0: interrupted by SIGINT after its step 4 of 4; ckpt/model.ckpt-6 is its "
-            "last checkpoint, and the same command resumes from it; nothing was exported to simple"
+            "worker 0: interrupted by SIGINT after its step 4 of 4; workers_ckpt/model.ckpt-6 is its "
+            "last checkpoint, and the same command resumes from it; nothing was exported to workers_export"
         ),
         (
             "worker 1: interrupted by SIGINT after its step 4 of 4; its count on the parameter "
@@ -404,12 +410,12 @@ def test_ctrl_c_stops_every_process_in_one_line_and_leaves_nothing_half_written(
             "checkpoint has them"
         ),
         (
-            "interrupted by SIGINT: every process stopped; ckpt/model.ckpt-6, the chief's last "
+            "interrupted by SIGINT: every process stopped; workers_ckpt/model.ckpt-6, the chief's last "
             "checkpoint, is where the same command resumes"
         ),
     ]
     folder, checkpoints = results["after interrupt"]
-    assert folder == ["ckpt"]  # No export, no staging folder.
+    assert folder == ["workers_ckpt"]  # No export, no staging folder.
     # The Saver keeps two: the other one's step depends on when the chief saw the counts.
     earlier = int(re.match(r"model\.ckpt-(\d+)\.", checkpoints[1]).group(1))
     assert earlier < 6 and checkpoints == ["checkpoint"] + checkpoint_files(earlier, 6)
@@ -419,9 +425,7 @@ def test_restarted_from_the_chief_s_checkpoint_what_it_had_not_seen_is_read_agai
     _, results = local_runs
     interrupted, finished = results["interrupted"], results["finished"]
     lines = finished[1].splitlines()
-    restored = (
-        "worker 0: restored ckpt/model.ckpt-6: the model, and the batches each worker had read"
-    )
+    restored = "worker 0: restored workers_ckpt/model.ckpt-6: the model, and the batches each worker had read"
     assert restored + ": 3, 3" in lines
     for worker in (0, 1):
         # Trained on before Ctrl-C, lost with the parameter server, not in the
@@ -431,8 +435,9 @@ def test_restarted_from_the_chief_s_checkpoint_what_it_had_not_seen_is_read_agai
             step._replace(global_step=0) for step in after
         ]
         assert f"worker {worker}: resumes after its step 3 of 4: epoch 1, batch 1" in lines
-    assert "worker 0: ckpt/model.ckpt-8 holds the model and the batches each worker read: 4, 4" in (
-        lines
+    assert (
+        "worker 0: workers_ckpt/model.ckpt-8 holds the model and the batches each worker read: 4, 4"
+        in (lines)
     )
     assert lines[-1] == "All 3 processes ended well."
     assert_export_matches(finished[1])
@@ -440,7 +445,7 @@ def test_restarted_from_the_chief_s_checkpoint_what_it_had_not_seen_is_read_agai
 
 def test_the_export_restores_through_dataset_init_and_serves_features(local_runs, sar):
     folder, _ = local_runs
-    export = str(folder / "simple")
+    export = str(folder / "workers_export")
     expected = np.load(os.path.join(export, "assets.extra", "expected_logits.npy"))
     features_array, labels_array = sar.make_data()
     # Through the restored iterator, found by its name, as the tutorial restores its own.
@@ -458,12 +463,12 @@ def test_the_export_restores_through_dataset_init_and_serves_features(local_runs
     variables = os.path.join(export, "variables", "variables")
     names = [name for name, _ in tf.train.list_variables(variables)]
     assert all(name.startswith(("bidirectional_rnn/", "dense/")) for name in names), names
-    assert sorted(os.listdir(str(folder))) == ["ckpt", "simple"]
+    assert sorted(os.listdir(str(folder))) == ["workers_ckpt", "workers_export"]
 
 
 def test_the_chief_s_checkpoint_holds_every_worker_s_count(local_runs, sar):
     folder, _ = local_runs
-    checkpoint = str(folder / "ckpt" / "model.ckpt-8")
+    checkpoint = str(folder / "workers_ckpt" / "model.ckpt-8")
     load = sar.tf.train.load_variable
     assert load(checkpoint, "batches_in_checkpoint").tolist() == [4, 4]
     # The model's updates: the first run's six, restored, and the third run's
@@ -511,24 +516,34 @@ def test_a_worker_killed_and_restarted_resumes_from_its_count(one_worker_killed)
 def test_the_page_shows_the_worker_killed_and_restarted(one_worker_killed):
     _, results = one_worker_killed
     shown = transcripts("One worker killed, the others going on")
-    assert [command for command, _, _ in shown] == [COMMAND + " --checkpoint-dir ckpt"] * 2
+    assert [command for command, _, _ in shown] == [COMMAND + " --checkpoint-dir cluster_ckpt"] * 2
     assert_shown(shown[0], results["killed"])
     assert_shown(shown[1], results["again"])
 
 
+def test_a_checkpoint_of_another_cluster_size_is_refused_before_any_process(one_worker_killed):
+    folder, results = one_worker_killed
+    line = (
+        "several_workers.py: error: cannot resume from cluster_ckpt/model.ckpt-8: it was written "
+        "by 2 workers, not 3: resume it with as many, or start anew in another --checkpoint-dir\n"
+    )
+    assert list(results["three"]) == [2, "", line]
+    assert sorted(os.listdir(str(folder / "cluster_ckpt")))[-3:] == checkpoint_files(8)
+
+
 def test_a_process_that_fails_stops_the_others_in_one_line_each(one_worker_killed):
-    _, results = one_worker_killed
-    status, stdout, stderr = results["three"]
+    folder, results = one_worker_killed
+    status, stdout, stderr = results["tampered"]
     assert status == 2
     assert stdout.splitlines()[0].startswith("Cluster on this machine: ps 127.0.0.1:")
     assert steps(stdout) == []
     lines = script_stderr(stderr)
     assert lines[-1] == (
-        "worker 0 ended with status 2, so the others were stopped; ckpt/model.ckpt-8, the "
+        "worker 0 ended with status 2, so the others were stopped; tampered/model.ckpt-8, the "
         "chief's last checkpoint, is as it was"
     )
     assert (
-        "worker 0: error: cannot resume from ckpt/model.ckpt-8: it was written by 2 workers, "
+        "worker 0: error: cannot resume from tampered/model.ckpt-8: it was written by 2 workers, "
         "not 3: resume it with as many, or start anew in another --checkpoint-dir"
     ) in lines
     # The others, still starting or waiting for the chief: one line each.
@@ -537,8 +552,7 @@ def test_a_process_that_fails_stops_the_others_in_one_line_each(one_worker_kille
     )
     assert others == ["ps 0", "worker 1", "worker 2"], lines
     assert all(": interrupted by SIGTERM" in line for line in lines[:-1] if " error: " not in line)
-    ckpt = one_worker_killed[0] / "ckpt"
-    assert sorted(os.listdir(str(ckpt)))[-2:] == checkpoint_files(8)
+    assert sorted(os.listdir(str(folder / "tampered")))[-3:] == checkpoint_files(8)
 
 
 # -----------------------------------------------------------------------------
@@ -553,6 +567,46 @@ def refused(folder, *args, tf_config=None):
     assert len(stderr.splitlines()) == 1, stderr
     assert sorted(os.listdir(str(folder))) == before
     return stderr.rstrip("\n")
+
+
+def test_a_checkpoint_it_did_not_write_or_a_max_steps_behind_is_refused_before_tensorflow(
+    tmp_path, no_heavy_imports
+):
+    # The tutorial's own --checkpoint-dir: a checkpoint file, no positions beside it.
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-4"\n')
+    for name in ("model.ckpt-4.index", "model.ckpt-4.data-00000-of-00001"):
+        (tmp_path / "ckpt" / name).write_text("")
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-8"\n')
+    for name in ("model.ckpt-8.index", "model.ckpt-8.data-00000-of-00001"):
+        (tmp_path / "done" / name).write_text("")
+    (tmp_path / "done" / "model.ckpt-8.positions").write_text('{"counts": [4, 4]}')
+    refusals = {
+        ("--checkpoint-dir", "ckpt"): (
+            "cannot resume from ckpt/model.ckpt-4: it holds no worker's position: this program "
+            "did not write it"
+        ),
+        ("--checkpoint-dir", "done", "--max-steps", "3"): (
+            "--max-steps 3 is behind done/model.ckpt-8, where the workers are at steps 4, 4: "
+            "give --max-steps 4 or more, or none"
+        ),
+    }
+    for args, line in refusals.items():
+        # Where importing TensorFlow ends the process: the line comes before.
+        before = snapshot(str(tmp_path))
+        result = subprocess.run(
+            [sys.executable, EXAMPLE, "--local-workers", "2", *args],
+            cwd=str(tmp_path),
+            env=no_heavy_imports,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert (result.returncode, result.stdout) == (2, ""), result
+        assert result.stderr == f"several_workers.py: error: {line}\n"
+        assert snapshot(str(tmp_path)) == before
 
 
 def test_bad_input_is_one_line_before_tensorflow(tmp_path):
@@ -579,17 +633,17 @@ def test_bad_input_is_one_line_before_tensorflow(tmp_path):
 
 
 def test_folders_it_must_not_touch_are_one_line_before_tensorflow(tmp_path):
-    (tmp_path / "simple").write_text("not an export")
+    (tmp_path / "workers_export").write_text("not an export")
     assert refused(tmp_path, *LOCAL) == (
-        "several_workers.py: error: simple already exists and is not a SavedModel, so it is left "
-        "as it is: choose another --export-dir, or remove it yourself"
+        "several_workers.py: error: workers_export already exists and is not a SavedModel, so "
+        "it is left as it is: choose another --export-dir, or remove it yourself"
     )
     # The chief of a cluster checks the same, as the launcher does.
     config = cluster_config("worker", 0)
     assert refused(tmp_path, *LOCAL[2:], tf_config=config).startswith(
-        "worker 0: error: simple already exists and is not a SavedModel"
+        "worker 0: error: workers_export already exists and is not a SavedModel"
     )
-    (tmp_path / "simple").unlink()
+    (tmp_path / "workers_export").unlink()
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
     assert refused(tmp_path, *LOCAL[:3], "notes").endswith(
@@ -607,7 +661,7 @@ def test_folders_it_must_not_touch_are_one_line_before_tensorflow(tmp_path):
         "cannot export to /proc/simple: cannot write in /proc"
     )
     assert refused(tmp_path, *LOCAL[:3], ".").endswith(
-        "--checkpoint-dir . is the export's folder, or inside the export simple: "
+        "--checkpoint-dir . is the export's folder, or inside the export workers_export: "
         "give a folder of its own"
     )
 
