@@ -83,6 +83,14 @@ def code_blocks(heading, language):
     )
 
 
+def transcript(heading, command):
+    """The output a text block under heading shows for `$ command`, up to the next `$`."""
+    for block in code_blocks(heading, "text"):
+        if block.startswith(f"$ {command}\n") or f"\n$ {command}\n" in block:
+            return block.split(f"$ {command}\n", 1)[1].split("\n$ ", 1)[0].rstrip("\n") + "\n"
+    raise AssertionError(f"no transcript of {command!r} under {heading!r}")
+
+
 # How a page names the file of examples/ that a python block shows: a link to
 # it, the last one in the text before the block.
 EXAMPLE_LINK = re.compile(r"\]\((?:\.\./)?examples/((?:\w+/)*\w+\.py)\)")
@@ -369,6 +377,14 @@ def fork_script(cwd, *args, stderr=subprocess.PIPE):
 def run_forked(cwd, *args):
     """Runs the script with ARGS in cwd, forked: a Result."""
     return forked_result(Forked(cwd, [SCRIPT, *args]))
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--in-order",
+        action="store_true",
+        help="also run every command of the README and its pages, in order (minutes)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -24,6 +24,7 @@ from conftest import (
     read_until,
     script_stderr,
     training_lines,
+    transcript,
 )
 
 MOVE = "Moving the model to Keras 3"
@@ -97,7 +98,8 @@ def replaced(text, old, new):
 def test_the_model_moves_to_keras3_and_its_exports_serve(full_run, sar, tmp_path):
     folder, _ = full_run
     shutil.copytree(str(folder / "simple"), str(tmp_path / "simple"))
-    printed, shown = code_blocks(MOVE, "text")[:2]
+    printed = transcript(MOVE, "python3 examples/to_keras3.py")
+    shown = code_blocks(MOVE, "text")[1]
     make, command, block = shown.split("\n", 2)
     # The page's own x.npy: three sequences, fed to saved_model_cli and the layer.
     subprocess.run([sys.executable, *shlex.split(make[2:])[1:]], cwd=str(tmp_path), check=True)
@@ -226,7 +228,7 @@ def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_
         assert_same_output(expected, "\n".join(training_lines(stdout)) + "\n")
         assert (tmp_path / str(steps) / "finished.keras").is_file()
     # The page shows the output after --max-steps 3.
-    assert_same_output(code_blocks(FINISH, "text")[0], results[2][0])
+    assert_same_output(transcript(FINISH, "python3 examples/finish_in_keras3.py"), results[2][0])
     shuffled_lines = "\n".join(training_lines(shuffled.stdout)[2:]) + "\n"
     assert results[6][1] == "0", results[6]
     assert_same_output(shuffled_lines, "\n".join(training_lines(results[6][0])) + "\n")
@@ -305,8 +307,7 @@ def test_an_lstm_model_of_ones_own_moves_to_keras3_with_its_mask(tmp_path):
         [(tmp_path, program), (tmp_path / "off", program)]
     )
     assert status == "0", moved
-    (printed,) = code_blocks(CELLS, "text")
-    assert_same_output(printed, moved)
+    assert_same_output(transcript(CELLS, "python3 examples/lstm_to_keras3.py"), moved)
     assert largest_difference(moved) <= 1e-6
     # Each shortcut is far off, the forget bias's the least.
     off = [float(x) for x in re.findall(r": (\S+) off$", moved, re.MULTILINE)]

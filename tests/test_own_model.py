@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import assert_same_output, code_blocks, example, read, script_stderr
+from conftest import assert_same_output, code_blocks, example, read, script_stderr, transcript
 from test_leaving_tf1 import run_python, saved_model_cli
 
 OWN = "A model of your own"
@@ -27,8 +27,7 @@ def own_model(folder, code=None):
 def test_own_model_trains_exports_restores_and_serves_as_the_page_shows(tmp_path):
     result = own_model(tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    (printed,) = code_blocks(OWN, "text")[:1]
-    assert_same_output(printed, result.stdout)
+    assert_same_output(transcript(OWN, "python3 examples/own_model.py"), result.stdout)
     # Nothing on stderr but TensorFlow's own notices: no Python warning.
     assert [line for line in script_stderr(result.stderr) if "Warning" in line] == []
     expected = np.load(str(tmp_path / EXTRA / "expected_logits.npy"))

@@ -23,6 +23,7 @@ from conftest import (
     parse_array,
     read_until,
     script_stderr,
+    transcript,
     user_environment,
 )
 from test_leaving_tf1 import run_in_turn, run_python, saved_model_cli
@@ -121,14 +122,6 @@ FOUND = {
         "  variables: none, the weights are constants of the graph",
     ],
 }
-
-
-def transcript(heading, command):
-    """The output a text block under heading shows for `$ command`, up to the next `$`."""
-    for block in code_blocks(heading, "text"):
-        if block.startswith(f"$ {command}\n") or f"\n$ {command}\n" in block:
-            return block.split(f"$ {command}\n", 1)[1].split("\n$ ", 1)[0].rstrip("\n") + "\n"
-    raise AssertionError(f"no transcript of {command!r} under {heading!r}")
 
 
 def arrays(stdout):
