@@ -208,8 +208,10 @@ def test_the_readme_lands_and_the_pages_go_deep():
         text = read(path)
         # Long programs are files of examples/, shown by their usage and excerpts.
         assert len(text.splitlines()) <= 450, path
-        # Each page stands on its own: a title, and a way back to the README.
+        # Each page stands on its own: a title, and a way back to the README;
+        # and it says near its top what it starts from (what earlier pages left).
         assert text.startswith("# ") and "](../README.md)" in text, path
+        assert re.search(r"\bstarts\s+from\b", "\n".join(text.splitlines()[:30])), path
 
 
 def test_every_link_to_a_page_or_section_resolves():
@@ -263,6 +265,23 @@ def test_every_program_the_pages_name_is_in_examples_and_each_is_named():
         if name.endswith(".py")
     }
     assert named == programs | parts
+
+
+def test_examples_has_an_index_of_its_programs_with_their_pages():
+    index = read(os.path.join(EXAMPLES, "README.md"))
+    rows = re.findall(r"^\| \[(\w+\.py)\]\(\1\) \|", index, re.MULTILINE)
+    assert sorted(rows) == sorted(n for n in os.listdir(EXAMPLES) if n.endswith(".py"))
+    for target in re.findall(r"\]\(([^)\s]+)\)", index):
+        file, _, anchor = target.partition("#")
+        linked = os.path.normpath(os.path.join(EXAMPLES, file))
+        assert os.path.exists(linked), target
+        if anchor:
+            slugs = [
+                re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+                for heading in re.findall(r"^#+ (.+)$", read(linked), re.MULTILINE)
+            ]
+            assert anchor in slugs, target
+    assert "](examples/README.md)" in read(README)
 
 
 # The programs that run on TensorFlow 1.x too, as their pages say, down to 1.8,

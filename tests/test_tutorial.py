@@ -122,10 +122,12 @@ def test_readme_shows_what_a_run_prints(full_run):
 
 def test_readme_test_command_is_what_ci_runs():
     readme = read(README)
-    ci = read(os.path.join(ROOT, ".ci", "run"))
-    command = ci.strip().splitlines()[-1]
-    assert command == "python3 -m pytest tests"
-    assert command in readme
+    ci = read(os.path.join(ROOT, ".ci", "run")).splitlines()
+    # The README's test command, as CI runs it; and the pages in order, for --full.
+    assert "python3 -m pytest tests" in ci and "python3 -m pytest tests" in readme
+    in_order = "python3 -m pytest tests/test_pages_in_order.py --in-order -n 0"
+    assert "  " + in_order in ci
+    assert in_order in " ".join(readme.split())
 
 
 def test_missing_tf_keras_is_one_line_saying_what_to_install(tmp_path):
