@@ -6,7 +6,7 @@ it compares each transcript with what the command printed (the words, and
 the numbers within the README's tolerance). It takes minutes, so it runs only
 when asked:
 
-    python3 -m pytest tests/test_pages_in_order.py --in-order
+    python3 -m pytest tests/test_pages_in_order.py --in-order -n 0
 
 (`.ci/run --full` runs it after the suite.) A page marks, in an HTML comment
 before a block, what this test cannot do as printed, and why:
@@ -50,7 +50,7 @@ BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 # What changes from run to run and is no one's business: ports a cluster picked.
 VOLATILE = re.compile(r"127\.0\.0\.1:\d+")
 HOME = "/home/you/work"  # The folder a page's reader runs in.
-TIMEOUT = 600  # The longest command here takes a minute on two busy cores.
+TIMEOUT = 300  # The longest command here takes a minute on two busy cores.
 LIBRARIES = {"tf1_cells.py"}  # Imported by the others, never run.
 
 
@@ -157,12 +157,17 @@ def run(command, folder, env):
     return result.returncode, [out, out + script_stderr(result.stderr)], folder
 
 
-def clone(folder):
-    """The project's files, as a clone of it has them, in folder."""
-    tracked = subprocess.run(
+def tracked():
+    """The project's files, as git knows them."""
+    listed = subprocess.run(
         ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, text=True
     ).stdout.split("\0")
-    for name in filter(None, tracked):
+    return [name for name in listed if name]
+
+
+def clone(folder):
+    """The project's files, as a clone of it has them, in folder."""
+    for name in tracked():
         target = os.path.join(folder, name)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copy2(os.path.join(ROOT, name), target)
@@ -192,6 +197,18 @@ def test_every_page_runs_in_order_from_one_clone(request, tmp_path):
         report.append(line + (f"\n    {problem}" if problem else ""))
         if problem:
             failed.append(line + f"\n    {problem}")
+    # What the pages made is all in .gitignore: a reader's `git status` stays clean.
+    made = sorted(set(os.listdir(folder)) - {name.split("/")[0] for name in tracked()})
+    made = [name + "/" * os.path.isdir(os.path.join(folder, name)) for name in made]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--", *made],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    if set(made) - set(ignored):
+        failed.append(f"made and not in .gitignore: {sorted(set(made) - set(ignored))}")
     summary = f"{len(report)} commands run, {len(failed)} not as shown, {len(skipped)} skipped"
     print("\n".join([summary, *report, "skipped:", *skipped]))
     assert not failed, summary + "\n" + "\n".join(failed)

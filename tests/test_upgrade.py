@@ -214,6 +214,7 @@ def upgrade_in_process(folder, *args):
 def test_the_posts_export_upgrades_and_serves_as_the_page_shows(tmp_path, sar, capfd, monkeypatch):
     # Made in this process (its TensorFlow is TF1's too): what it prints, and no warning.
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["make_2018_export.py"])  # Run with no argument.
     capfd.readouterr()
     with as_before(), sar.tf.Graph().as_default():  # As in a process of its own.
         runpy.run_path(example("make_2018_export.py"), run_name="__main__")
@@ -607,6 +608,7 @@ def test_a_seq2seq_export_serves_sentences_from_any_folder(tmp_path, sar, capfd,
     tf = sar.tf
     # Made in this process (TF1 code, as this process's TensorFlow is), as the page shows.
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["make_seq2seq_export.py"])  # Run with no argument.
     capfd.readouterr()
     with as_before(), tf.Graph().as_default():  # As in a process of its own.
         runpy.run_path(example("make_seq2seq_export.py"), run_name="__main__")
