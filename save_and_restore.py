@@ -1039,7 +1039,7 @@ def stderr_hidden():
         os.close(saved)
 
 
-def run(args, export_dir):
+def run(args, export_dir, stop_signals):
     """Runs the tutorial as args say; returns the exit status (0 match, 1 mismatch)."""
     features_array, labels_array = make_data()
     pitfall = None
@@ -1070,6 +1070,8 @@ def run(args, export_dir):
     # model ran: in the same process, on batches of the same size.
     same_batches = not args.restore_only and args.batch_size == BATCH_SIZE
     match = inferences_match(expected, restored, 0.0 if same_batches else TOLERANCE)
+    # The run is over: a signal from now on could only make the verdict a lie.
+    stop_signals.uninstall()
     print("\nInferences match: {}".format(match))
     if args.show_pitfall and pitfall is None:
         return 1
@@ -1194,7 +1196,7 @@ def main(argv=None):
     stop_signals = StopSignals(protected=(swap_into_place, remove_staging))
     stop_signals.install()
     try:
-        return run(args, export_dir)
+        return run(args, export_dir, stop_signals)
     except UsageError as error:
         print("error: {}".format(error), file=sys.stderr)
         return 2

@@ -127,6 +127,17 @@ def wait_at(moment, count):
 
         saver.Saver.build = building
         sar.tf.saved_model.simple_save = pausing(sar.tf.saved_model.simple_save, False, count)
+    elif moment == "run over":  # The verdict all that is left to print, until "go".
+        uninstall = sar.StopSignals.uninstall
+        calls = []
+
+        def over(self):
+            uninstall(self)
+            calls.append(1)
+            if len(calls) == count:
+                wait_for_go()
+
+        sar.StopSignals.uninstall = over
     elif moment == "clean-up":  # Removing the staging folder, after the swap, until "go".
         rmtree = sar.shutil.rmtree
 

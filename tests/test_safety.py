@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 from conftest import (
+    EXPECTED,
     SCRIPT,
     code_blocks,
     fork_script,
@@ -380,6 +381,23 @@ def test_help_and_argument_errors_come_before_tensorflow(tmp_path, no_heavy_impo
         refused = run(*args)
         assert (refused.returncode, refused.stdout, refused.stderr) == (2, "", line + "\n"), args
     assert os.listdir(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_once_the_run_is_over_changes_nothing(full_run, tmp_path, signum):
+    # Paused once the export is in place and checked, the verdict to print.
+    process, printed = start_paused(tmp_path, "run over", 1)
+    assert full_run[1].stdout.startswith(printed) and "Restored values" in printed
+    assert "Inferences match" not in printed
+    process.send_signal(signum)
+    (tmp_path / "go").write_text("")
+    out, err = process.communicate(timeout=60)
+    # The run ends as a finished one: all its output, exit 0, its export in place.
+    assert process.returncode == 0, err
+    assert printed + out == full_run[1].stdout
+    assert script_stderr(err) == []
+    assert np.array_equal(np.load(str(tmp_path / EXPECTED)), np.load(str(full_run[0] / EXPECTED)))
+    assert sorted(os.listdir(str(tmp_path))) == ["go", "simple"]
 
 
 def test_an_unknown_argument_is_one_line(tmp_path, run_main):
