@@ -1,13 +1,14 @@
 """Finishes a TF1 training run of the tutorial in Keras 3, from its --checkpoint-dir checkpoint.
 
 Usage: python3 examples/finish_in_keras3.py, where `python3 save_and_restore.py
---checkpoint-dir ckpt --max-steps 3` ran. Reads ckpt/; writes finished.keras.
+--checkpoint-dir ckpt --max-steps 3` ran. Reads ckpt/; writes ckpt_keras3/ and
+finished.keras.
 """
 
 import os
 import sys
 
-# --help, or no argument at all: answered before the imports below, which take seconds.
+# --help, or an argument it does not take: answered before the imports, which take seconds.
 if sys.argv[1:] in (["-h"], ["--help"]):
     print(__doc__)
     sys.exit()

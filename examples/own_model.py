@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 
-# --help, or no argument at all: answered before the imports below, which take seconds.
+# --help, or an argument it does not take: answered before the imports, which take seconds.
 if sys.argv[1:] in (["-h"], ["--help"]):
     print(__doc__)
     sys.exit()

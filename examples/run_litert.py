@@ -4,11 +4,12 @@ Usage: python3 examples/run_litert.py, where examples/to_keras3.py ran. Reads si
 and simple.keras; writes simple.tflite.
 """
 
+import importlib.util
 import os
 import sys
 import tempfile
 
-# --help, or no argument at all: answered before the imports below, which take seconds.
+# --help, or an argument it does not take: answered before the imports, which take seconds.
 if sys.argv[1:] in (["-h"], ["--help"]):
     print(__doc__)
     sys.exit()
@@ -28,6 +29,8 @@ try:
     from to_keras3 import build_model  # Beside this file.
 except ModuleNotFoundError:
     sys.exit("No to_keras3.py beside run_litert.py: copy it from examples/ too.")
+if importlib.util.find_spec("ai_edge_litert") is None:
+    sys.exit("No LiteRT here: pip install ai-edge-litert==2.3.0 first.")
 
 import keras
 import numpy as np

@@ -6,7 +6,7 @@ Usage: python3 examples/run_onnx.py, in the folder that holds simple/ and simple
 import os
 import sys
 
-# --help, or no argument at all: answered before the imports below, which take seconds.
+# --help, or an argument it does not take: answered before the imports, which take seconds.
 if sys.argv[1:] in (["-h"], ["--help"]):
     print(__doc__)
     sys.exit()

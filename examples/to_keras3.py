@@ -8,7 +8,7 @@ import os
 import sys
 
 if __name__ == "__main__":
-    # --help, or no argument at all, before anything is imported.
+    # --help, or an argument it does not take: answered before anything is imported.
     if sys.argv[1:] in (["-h"], ["--help"]):
         print(__doc__)
         sys.exit()

@@ -2,6 +2,7 @@
 
 import atexit
 import collections
+import contextlib
 import os
 import re
 import select
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 import fork_server as fork_server_client
 import numpy as np
@@ -259,6 +261,9 @@ class Forked:
         self.stdout = os.fdopen(out)
         self.stderr = None if err is None else os.fdopen(err)
         self._replies = b""
+        self._readers = None
+        self.args = argv
+        self.session = session  # A process group of its own, its children in it.
         self.returncode = None
         self.pid = self._reply(block=True)
         STARTED.append(self)
@@ -295,26 +300,32 @@ class Forked:
         self.send_signal(signal.SIGKILL)
 
     def communicate(self, timeout=None):
-        """Reads stdout and stderr to their ends, and waits: (stdout, stderr)."""
-        printed = {}
-        readers = [
-            threading.Thread(
-                target=lambda name=name, file=file: printed.update({name: file.read()})
-            )
-            for name, file in (("out", self.stdout), ("err", self.stderr))
-            if file is not None and not file.closed  # Read already by an earlier call.
-        ]
-        for reader in readers:
-            reader.start()
-        for reader in readers:
-            reader.join(timeout)
+        """Reads stdout and stderr to their ends, and waits: (stdout, stderr).
+
+        Called again after a timeout, it goes on with the same readers, as Popen's does.
+        """
+        if self._readers is None:
+            self._printed = {}
+            self._readers = [
+                threading.Thread(
+                    target=lambda name=name, file=file: self._printed.update({name: file.read()}),
+                    daemon=True,
+                )
+                for name, file in (("out", self.stdout), ("err", self.stderr))
+                if file is not None and not file.closed  # Read already by an earlier call.
+            ]
+            for reader in self._readers:
+                reader.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for reader in self._readers:
+            reader.join(None if deadline is None else max(0, deadline - time.monotonic()))
             if reader.is_alive():
                 raise subprocess.TimeoutExpired(["fork"], timeout)
-        self.wait(timeout)
+        self.wait(None if deadline is None else max(0, deadline - time.monotonic()))
         for file in (self.stdout, self.stderr, self._connection):
             if file is not None:
                 file.close()
-        return printed.get("out"), printed.get("err")
+        return self._printed.get("out"), self._printed.get("err")
 
 
 SERVERS = {}
@@ -363,10 +374,54 @@ def fork_server(flavour, *preset):
     return SERVERS[flavour, preset]
 
 
-def forked_result(process, timeout=600):
-    """Waits for a forked run to end: a Result."""
-    out, err = process.communicate(timeout=timeout)
+def forked_result(process, bound=None):
+    """Waits for a forked run to end, within bound seconds (RUN): a Result."""
+    out, err = finish(process, bound)
     return Result(process.returncode, out, err)
+
+
+# How long a test waits for a process it started: long enough for what the
+# process does on a slow, busy machine, and no longer, so that one that hangs
+# fails its test at once, with what it printed, instead of holding a worker
+# for minutes. TESTS_WAIT_FACTOR multiplies every bound (2 on a machine twice
+# as slow).
+WAIT_FACTOR = float(os.environ.get("TESTS_WAIT_FACTOR", "1"))
+RUN = 60  # A run of the tutorial or of a program of examples/: 1 to 15 s here.
+CLEAN_UP = 10  # What a killed process leaves to read.
+
+
+def seconds(bound):
+    """A bound of a wait, in seconds, on this machine."""
+    return bound * WAIT_FACTOR
+
+
+def end(process):
+    """Kills process at once, with its process group where it leads one (what it started)."""
+    with contextlib.suppress(ProcessLookupError):
+        if getattr(process, "session", False) or os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            os.kill(process.pid, signal.SIGKILL)
+
+
+def finish(process, bound=None, what=None):
+    """Waits for process to end, within bound seconds (RUN): (stdout, stderr).
+
+    Past the bound, the process is killed, its group with it, and the test fails
+    at once, saying what it waited for and what the process printed.
+    """
+    limit = seconds(bound or RUN)
+    try:
+        return process.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        end(process)
+        out, err = process.communicate(timeout=seconds(CLEAN_UP))
+        what = what or "`python {}`".format(" ".join(map(str, getattr(process, "args", []))))
+        pytest.fail(
+            f"waited {limit:.0f} s for {what} to end, and ended it; its output:\n"
+            f"{(out or '')[-3000:]}\n{script_stderr(err or '')[-20:]}",
+            pytrace=False,
+        )
 
 
 def fork_script(cwd, *args, stderr=subprocess.PIPE):
@@ -440,9 +495,8 @@ def no_process_left():
     yield
     while STARTED:
         process = STARTED.pop()
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
+        end(process)  # Its group too: a run it started, a cluster's processes.
+        process.communicate(timeout=seconds(CLEAN_UP))
 
 
 def start_paused(cwd, moment, count, *args):
@@ -453,30 +507,47 @@ def start_paused(cwd, moment, count, *args):
     return process, printed[: -len("PAUSED\n")]
 
 
-def read_until(process, marker):
-    """Reads process's stdout up to the first line that starts with marker; returns it all."""
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if line.startswith(marker):
-            break
-    return "".join(lines)
+def read_until(process, marker, bound=None):
+    """Reads process's stdout up to the first line that starts with marker; returns it all.
+
+    If it has not come within bound seconds (RUN), the process is killed, its
+    group with it, and the test fails at once, saying what it waited for.
+    """
+    lines, limit = [], seconds(bound or RUN)
+    timer = threading.Timer(limit, end, [process])
+    timer.daemon = True
+    timer.start()
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith(marker):
+                return "".join(lines)
+    finally:
+        timer.cancel()
+    ended = "ended it" if timer.finished.is_set() and process.poll() is not None else "it ended"
+    pytest.fail(
+        f"waited up to {limit:.0f} s for a line starting {marker!r}, and {ended} first; "
+        f"it printed:\n{''.join(lines)[-3000:]}",
+        pytrace=False,
+    )
 
 
 # What a run of the script gave: its exit status, stdout and stderr.
 Result = collections.namedtuple("Result", "returncode stdout stderr")
 
 
-def run_script(cwd, *args, timeout=600):
-    """Runs `python save_and_restore.py ARGS` in cwd, as a user would."""
-    return subprocess.run(
+def run_script(cwd, *args, bound=None):
+    """Runs `python save_and_restore.py ARGS` in cwd, as a user would, within bound seconds (RUN)."""
+    process = subprocess.Popen(
         [sys.executable, SCRIPT] + list(args),
         cwd=str(cwd),
-        capture_output=True,
-        check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
+        start_new_session=True,  # A group of its own, ended with it.
     )
+    out, err = finish(process, bound, f"`python save_and_restore.py {' '.join(args)}`")
+    return Result(process.returncode, out, err)
 
 
 @pytest.fixture(scope="session")

@@ -47,14 +47,14 @@ def save_programs(folder, *names):
         shutil.copy(example(name), str(folder / name))
 
 
-def run_python(folder, *args, tf1=False, timeout=600):
+def run_python(folder, *args, tf1=False, bound=None):
     """Runs python3 ARGS in folder, with Keras 3, forked (conftest.Forked): a Result.
 
     tf1: TF1 code, which sets what it needs itself (tf-keras, TF1 graphs):
     forked from the server that imported the tutorial, which set the same.
     """
     flavour = "script" if tf1 else "keras3"
-    return forked_result(Forked(folder, args, flavour, env=keras3_env()), timeout)
+    return forked_result(Forked(folder, args, flavour, env=keras3_env()), bound)
 
 
 def run_in_turn(runs):

@@ -17,6 +17,7 @@ from conftest import (
     after,
     assert_same_output,
     code_blocks,
+    finish,
     fork_script,
     from_saving,
     read,
@@ -192,7 +193,7 @@ def test_the_docs_show_what_ctrl_c_prints_and_the_resumed_run(full_run, tmp_path
 def interrupted(process, signum):
     """Sends signum to the process; returns its Result, stdout and stderr whole."""
     process.send_signal(signum)
-    out, err = process.communicate(timeout=600)
+    out, err = finish(process)
     return Result(process.returncode, out, err)
 
 
@@ -558,7 +559,7 @@ def test_a_checkpoint_dir_another_run_trains_in_is_refused(full_run, tmp_path, r
         first.send_signal(signal.SIGCONT)
     line = assert_refused(second, "another run is training in --checkpoint-dir ckpt")
     assert line.endswith("wait for it to end, or give another folder")
-    out, err = first.communicate(timeout=600)
+    out, err = finish(first)
     # The first run went on undisturbed; the second wrote nothing, anywhere.
     assert first.returncode == 0, err[-2000:]
     assert printed + out == full_run[1].stdout

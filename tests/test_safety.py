@@ -13,6 +13,7 @@ from conftest import (
     EXPECTED,
     SCRIPT,
     code_blocks,
+    finish,
     fork_script,
     read_until,
     run_forked,
@@ -123,7 +124,7 @@ def test_sigterm_during_the_export_leaves_the_previous_one_in_place(full_run, tm
     process, printed = start_paused(tmp_path, "export written", 1, "--checkpoint-dir", "ckpt")
     assert printed.rstrip().endswith("Saving to simple")
     process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=600)
+    out, err = finish(process)
     assert process.returncode == 143
     assert "Traceback" not in err and out == ""
     assert script_stderr(err) == [
@@ -138,7 +139,7 @@ def test_sigterm_during_the_export_leaves_the_previous_one_in_place(full_run, tm
     # Without checkpoints, the line says that training starts over.
     process, _ = start_paused(tmp_path, "export written", 1)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=600)
+    _, err = finish(process)
     assert process.returncode == 130
     assert script_stderr(err) == [
         (
@@ -158,7 +159,7 @@ def test_an_interrupt_inside_tensorflow_waits_until_the_run_is_out_of_it(full_ru
     assert printed.rstrip().endswith("Saving to simple")
     process.send_signal(signal.SIGINT)  # While the run waits inside TensorFlow...
     (tmp_path / "go").write_bytes(b"")  # ...which it then finishes, and stops after.
-    out, err = process.communicate(timeout=600)
+    out, err = finish(process)
     assert process.returncode == 130, err[-2000:]
     assert out.startswith("BUILT\n"), out  # The Saver was built whole, the signal notwithstanding.
     assert "Traceback" not in err
@@ -180,7 +181,7 @@ def test_two_signals_during_the_clean_up_are_one_line_and_a_clean_folder(tmp_pat
     process.send_signal(signal.SIGINT)
     process.send_signal(signal.SIGTERM)  # Ignored: the run is already stopping.
     (tmp_path / "go").write_bytes(b"")
-    out, err = process.communicate(timeout=600)
+    out, err = finish(process)
     assert process.returncode == 130, err[-2000:]
     assert "Traceback" not in err and out == ""
     assert script_stderr(err) == ["interrupted by SIGINT: simple holds this run's export"]
@@ -391,7 +392,7 @@ def test_a_signal_once_the_run_is_over_changes_nothing(full_run, tmp_path, signu
     assert "Inferences match" not in printed
     process.send_signal(signum)
     (tmp_path / "go").write_text("")
-    out, err = process.communicate(timeout=60)
+    out, err = finish(process)
     # The run ends as a finished one: all its output, exit 0, its export in place.
     assert process.returncode == 0, err
     assert printed + out == full_run[1].stdout
@@ -456,7 +457,7 @@ def test_the_swap_waits_for_a_run_that_holds_the_lock(full_run, tmp_path):
         assert snapshot(str(tmp_path / "simple")) == before
     finally:
         os.close(folder)
-    out, err = process.communicate(timeout=600)
+    out, err = finish(process)
     assert process.returncode == 0, err
     assert "Traceback" not in err
     assert out.rstrip().endswith("Inferences match: True")
@@ -466,7 +467,7 @@ def test_the_swap_waits_for_a_run_that_holds_the_lock(full_run, tmp_path):
 def test_two_runs_at_once_on_one_export_both_finish(tmp_path, run_main):
     runs = [fork_script(tmp_path) for _ in range(2)]
     for process in runs:
-        out, err = process.communicate(timeout=600)
+        out, err = finish(process)
         assert process.returncode == 0, err
         assert "Traceback" not in err
         assert out.rstrip().endswith("Inferences match: True")

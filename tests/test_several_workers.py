@@ -32,6 +32,7 @@ from conftest import (
     script_stderr,
     user_environment,
 )
+from conftest import finish as conftest_finish
 from test_safety import snapshot
 
 EXAMPLE = os.path.join(ROOT, "examples", "several_workers.py")
@@ -40,7 +41,9 @@ COMMAND = "python3 examples/several_workers.py"
 LOCAL = ["--local-workers", "2", "--checkpoint-dir", "workers_ckpt"]
 SAMPLES, BATCH, LAST = 64, 16, 4  # Each worker: 2 epochs of 2 batches of 16 of its shard of 32.
 # Not a timing: a safety net, so that a cluster that hangs fails instead of waiting forever.
-TIMEOUT = 600
+# A cluster's run: three processes that import TensorFlow at once, then train
+# (7 to 9 s here).
+CLUSTER_RUN = 120
 
 # Loaded into every Python process started with PYTHONPATH at its folder, as
 # sitecustomize (run first in a forked one): a process that prints a line
@@ -141,7 +144,7 @@ def start(started, cwd, *args, tf_config=None, pause_at=None):
 
 def finish(process, printed=""):
     """Waits for process to end: [exit status, stdout (printed, already read, first), stderr]."""
-    out, err = process.communicate(timeout=TIMEOUT)
+    out, err = conftest_finish(process, CLUSTER_RUN)
     return [process.returncode, printed + out, err]
 
 
@@ -150,16 +153,17 @@ def run(cwd, *args, tf_config=None):
     env = example_environment()
     if tf_config is not None:
         env["TF_CONFIG"] = tf_config if isinstance(tf_config, str) else json.dumps(tf_config)
-    result = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, EXAMPLE] + list(args),
         cwd=str(cwd),
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=TIMEOUT,
-        check=False,
+        start_new_session=True,  # Its group: the launcher and the processes it starts.
     )
-    return [result.returncode, result.stdout, result.stderr]
+    out, err = conftest_finish(process, CLUSTER_RUN)
+    return [process.returncode, out, err]
 
 
 def cluster_config(kind, index, workers=2):
