@@ -83,6 +83,11 @@ CHECKPOINT_FILES = re.compile(
 # before TensorFlow's import: a checkpoint without them is not this program's.
 POSITIONS = ".positions"
 POLL_SECONDS = 0.05  # How often a process that waits for another looks again.
+# How long a process waits for another to do its part (the chief for a worker's
+# next step, a worker for the chief's model, the parameter server for either)
+# before it ends, in one line that says so: --peer-timeout, whose default this
+# variable of the environment may set (the tests set a short one).
+PEER_TIMEOUT_ENV = "SEVERAL_WORKERS_PEER_TIMEOUT"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -131,6 +136,14 @@ def parse_args(argv):
         "--max-steps",
         type=positive_int,
         help="each worker stops after this many of its own steps, as an interrupted run would",
+    )
+    parser.add_argument(
+        "--peer-timeout",
+        type=positive_int,
+        default=os.environ.get(PEER_TIMEOUT_ENV, "300"),
+        help="seconds a process waits for another to do its part (the chief for a worker's "
+        "next step, a worker for the chief's model; the parameter server twice as long) "
+        "before it ends, in one line",
     )
     args = parser.parse_args(argv)
     if args.local_workers is not None and args.local_workers > MAX_LOCAL_WORKERS:
@@ -336,6 +349,7 @@ def launch(args, lock):
     command = [sys.executable] + options + [os.path.abspath(__file__)]
     command += ["--checkpoint-dir", args.checkpoint_dir, "--export-dir", args.export_dir]
     command += ["--max-steps", str(args.max_steps)] if args.max_steps else []
+    command += ["--peer-timeout", str(args.peer_timeout)]
     signals = []
     for signum in STOP_SIGNALS:
         signal.signal(signum, lambda signum, frame: signals.append(signum))
@@ -677,18 +691,55 @@ def train(sess, ops, worker, num_workers, max_steps, checkpoints):
             feed[ops.placeholders[SKIP_BATCHES_KEY]] = batch
             sess.run(ops.init_op, feed_dict=feed)
             first = False
-        count = STATE["count"] = train_step(sess, ops.step, worker, last, length)
+        # (STATE first: a signal takes effect as train_step returns.)
+        counted = STATE["count"] = train_step(sess, ops.step, worker, last, length)
+        if counted != count + 1:
+            # Only this process adds to its count: another step means another
+            # process in its place (the same TF_CONFIG twice), and no position holds.
+            line = "its count went from {} to {} in one step: is another process worker {} too?"
+            raise PeerLost(line.format(count, counted, worker))
+        count = counted
         if checkpoints:
             checkpoints.save()
     return count
 
 
-def wait_for_the_workers(checkpoints, ends):
+class PeerLost(Exception):
+    """Another process has not done its part within --peer-timeout, or is in this one's
+    place: said in one line."""
+
+
+class Waiting:
+    """How long this process has waited for another since it last saw it go on."""
+
+    def __init__(self, seconds):
+        self.seconds, self.since, self.seen = seconds, time.time(), None
+
+    def check(self, seen, what, then=""):
+        """Notes what the other process shows (its count); raises PeerLost if it stood still."""
+        if self.seen is None or seen != self.seen:
+            self.since, self.seen = time.time(), seen
+        elif time.time() - self.since > self.seconds:
+            then = "; " + then if then else ""
+            raise PeerLost("waited {} s for {}: ends{}".format(self.seconds, what, then))
+
+
+def wait_for_the_workers(checkpoints, ends, peer_timeout):
     """The chief, after its own steps: saves as the others go on, until each has reached its end."""
+    waiting = Waiting(peer_timeout)
     while True:
         counts = checkpoints.save()
         if (counts >= ends).all():
             return counts
+        behind = [
+            "worker {} (at its step {} of {})".format(worker, counts[worker], ends[worker])
+            for worker in range(len(ends))
+            if counts[worker] < ends[worker]
+        ]
+        then = "{} holds every count, and the same command resumes from it"
+        waiting.check(
+            tuple(counts), " and ".join(behind) + " to train on", then.format(checkpoints.path)
+        )
         time.sleep(POLL_SECONDS)
 
 
@@ -751,7 +802,9 @@ def run_worker(cluster, worker, args):
             checkpoints = STATE["checkpoints"] = Checkpoints(sess, ops, args.checkpoint_dir)
         else:
             # The chief restores or initializes the model, the counts last.
+            waiting = Waiting(args.peer_timeout)
             while not sess.run(ops.ready):
+                waiting.check(0, "worker 0, the chief, to restore or initialize the model")
                 time.sleep(POLL_SECONDS)
         count = train(sess, ops, worker, num_workers, args.max_steps, checkpoints)
         if count < STATE["last"]:
@@ -760,7 +813,8 @@ def run_worker(cluster, worker, args):
             say("done: {} epochs of its shard".format(sar.EPOCHS))
         if not chief:
             return 0
-        counts = wait_for_the_workers(checkpoints, last_steps(num_workers, args.max_steps))
+        ends = last_steps(num_workers, args.max_steps)
+        counts = wait_for_the_workers(checkpoints, ends, args.peer_timeout)
         sess.run(ops.done)
     line = "{} holds the model and the batches each worker read: {}"
     say(line.format(checkpoints.path, ", ".join(str(count) for count in counts)))
@@ -774,21 +828,34 @@ def run_worker(cluster, worker, args):
 # A parameter server: it serves the variables until the chief is done
 
 
-def serve(cluster, index):
+def serve(cluster, index, peer_timeout):
     """Serves this parameter server's variables until the chief has saved its last checkpoint."""
     server = start_server(cluster, "ps", index)
     say("serving at {}".format(cluster.as_dict()["ps"][index]))
     with tf.Graph().as_default():
-        _, _, training_done = build_positions(len(cluster.as_dict()["worker"]))
+        batches_read, _, training_done = build_positions(len(cluster.as_dict()["worker"]))
         done_initialized = tf.is_variable_initialized(training_done)
+        counts_initialized = tf.is_variable_initialized(batches_read)
         devices = ("/job:ps/task:0", "/job:ps/task:{}".format(index))
         sess = cluster_session(server, *devices)
+        # Twice as long as the workers: the chief, which holds the checkpoint,
+        # ends first and says why, while this server still holds the variables.
+        waiting = Waiting(2 * peer_timeout)
         while not (sess.run(done_initialized) and sess.run(training_done)):
+            # The workers' counts go on while they train: a cluster that stood
+            # still that long has lost a process, and the chief's checkpoint the rest.
+            counts = tuple(sess.run(batches_read)) if sess.run(counts_initialized) else ()
+            what = "the workers to train on, or the chief to end (counts: {})".format(
+                ", ".join(str(count) for count in counts) or "none yet"
+            )
+            waiting.check(counts, what, "the chief's last checkpoint has the variables")
             time.sleep(POLL_SECONDS)
     # The workers' sessions clean up after their last steps on this server, and
-    # log an error if it is gone: it ends once each worker's process has.
+    # log an error if it is gone: it ends once each worker's process has, or
+    # after --peer-timeout, whichever comes first.
+    deadline = time.time() + peer_timeout
     for address in cluster.as_dict()["worker"]:
-        while listening(address):
+        while listening(address) and time.time() < deadline:
             time.sleep(POLL_SECONDS)
     say("the chief has saved its last checkpoint: ends")
 
@@ -862,7 +929,7 @@ def main(args, cluster_spec, kind, index):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Still: the launcher stops it, last.
     try:
         if kind == "ps":
-            serve(cluster, index)
+            serve(cluster, index, args.peer_timeout)
             return 0
         if index == 0:
             sar.check_export_dir(args.export_dir)  # It also cleans up after killed exports.
@@ -870,6 +937,9 @@ def main(args, cluster_spec, kind, index):
     except sar.UsageError as error:
         print_line("{}: error: {}".format(NAME, error), sys.stderr)
         return 2
+    except PeerLost as lost:
+        print_line("{}: {}".format(NAME, lost), sys.stderr)
+        return 1
     except sar.Interrupted as interrupted:
         line = explain_interrupt(interrupted.signum, kind, args.export_dir, export_before)
         print_line("{}: {}".format(NAME, line), sys.stderr)

@@ -262,7 +262,7 @@ class Forked:
         self.stderr = None if err is None else os.fdopen(err)
         self._replies = b""
         self._readers = None
-        self.args = argv
+        self.args = ["python3", *argv]  # As a user would type it, for what a test says.
         self.session = session  # A process group of its own, its children in it.
         self.returncode = None
         self.pid = self._reply(block=True)
@@ -416,7 +416,7 @@ def finish(process, bound=None, what=None):
     except subprocess.TimeoutExpired:
         end(process)
         out, err = process.communicate(timeout=seconds(CLEAN_UP))
-        what = what or "`python {}`".format(" ".join(map(str, getattr(process, "args", []))))
+        what = what or "`{}`".format(" ".join(map(str, process.args)))
         pytest.fail(
             f"waited {limit:.0f} s for {what} to end, and ended it; its output:\n"
             f"{(out or '')[-3000:]}\n{script_stderr(err or '')[-20:]}",

@@ -18,6 +18,7 @@ from conftest import (
     assert_same_output,
     code_blocks,
     example,
+    finish,
     forked_result,
     parse_array,
     read,
@@ -186,11 +187,11 @@ def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_
     for _ in range(2):
         read_until(process, "Epoch")
     process.send_signal(signal.SIGKILL)
-    process.wait()
-    finish = example("finish_in_keras3.py")
-    runs = [(tmp_path / str(steps), finish) for steps in (1, 2, 3)]
+    finish(process)
+    finisher = example("finish_in_keras3.py")
+    runs = [(tmp_path / str(steps), finisher) for steps in (1, 2, 3)]
     # Each shortcut the page warns of, taken from the run stopped at step 1.
-    program = read(finish)
+    program = read(finisher)
     moments = '    slots[name + "_momentum"].assign(momentum)\n'
     moments += '    slots[name + "_velocity"].assign(velocity)\n'
     shortcuts = {
@@ -207,13 +208,13 @@ def test_keras3_finishes_a_stopped_tf1_run_as_tf1_would_have(full_run, sar, tmp_
     (tmp_path / "shuffled").mkdir()
     shuffled = run_main(tmp_path / "shuffled", "--shuffle")
     stop_tf1_run(run_main, tmp_path / "shuffled", 2, "--shuffle")
-    runs.append((tmp_path / "shuffled", finish))
+    runs.append((tmp_path / "shuffled", finisher))
     # The killed finish, run again: it resumes from its own checkpoint.
-    runs.append((cut, finish))
+    runs.append((cut, finisher))
     # Last, a TF1 run already at its end: nothing to finish, in one line.
     stop_tf1_run(run_main, tmp_path / "done", 4)
     results = run_in_turn(runs)
-    done = run_python(tmp_path / "done", finish)
+    done = run_python(tmp_path / "done", finisher)
     line = "ckpt/model.ckpt-4 is at step 4, the end of training: nothing is left to finish."
     assert (done.returncode, done.stdout, script_stderr(done.stderr)) == (1, "", [line]), done
     assert not (tmp_path / "done" / "finished.keras").exists()

@@ -40,6 +40,7 @@ from conftest import (
     README,
     ROOT,
     doc_section,
+    finish,
     read,
     script_stderr,
     user_environment,
@@ -50,7 +51,7 @@ BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 # What changes from run to run and is no one's business: ports a cluster picked.
 VOLATILE = re.compile(r"127\.0\.0\.1:\d+")
 HOME = "/home/you/work"  # The folder a page's reader runs in.
-TIMEOUT = 300  # The longest command here takes a minute on two busy cores.
+BOUND = 120  # The longest command here (a cluster's run) takes 10 s; most, 2 to 5.
 LIBRARIES = {"tf1_cells.py"}  # Imported by the others, never run.
 
 
@@ -144,17 +145,18 @@ def run(command, folder, env):
     stderr's after them], the folder it ends in). TensorFlow's own start-up notes are left out."""
     with tempfile.NamedTemporaryFile("r") as where:
         script = 'cd "$1" && eval "$2"; status=$?; pwd > "$3"; exit $status'
-        result = subprocess.run(
+        process = subprocess.Popen(
             ["bash", "-c", script, "bash", folder, command, where.name],
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
-            timeout=TIMEOUT,
+            start_new_session=True,  # Its group: what the command starts.
         )
+        stdout, stderr = finish(process, BOUND, f"`{command}`")
         folder = where.read().strip() or folder
-    out = result.stdout.splitlines()
-    return result.returncode, [out, out + script_stderr(result.stderr)], folder
+    out = stdout.splitlines()
+    return process.returncode, [out, out + script_stderr(stderr)], folder
 
 
 def tracked():

@@ -151,7 +151,7 @@ def test_sigkill_at_any_moment_resumes_to_the_same_result(full_run, tmp_path, ru
     mid_save.mkdir()
     process, printed = start_paused(mid_save, "checkpoint written", 2, "--checkpoint-dir", "ckpt")
     process.send_signal(signal.SIGKILL)
-    process.communicate()
+    finish(process)
     assert set(partial_checkpoints(str(mid_save / "ckpt"))) == {2}
     resumed = run_main(mid_save, "--checkpoint-dir", "ckpt")
     assert resumed.stdout.splitlines()[0].endswith("step 1, epoch 0, batch 1")
@@ -163,7 +163,7 @@ def test_sigkill_at_any_moment_resumes_to_the_same_result(full_run, tmp_path, ru
     process = fork_script(folder, "--checkpoint-dir", "ckpt", stderr=subprocess.DEVNULL)
     printed = read_until(process, "Epoch 0, batch 1")
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    finish(process)
     resumed = run_main(folder, "--checkpoint-dir", "ckpt")
     match = re.match(r"Resumed from .*: step (\d+),", resumed.stdout)
     from_step = int(match.group(1)) if match else 0
@@ -178,7 +178,7 @@ def test_the_docs_show_what_ctrl_c_prints_and_the_resumed_run(full_run, tmp_path
     # Ctrl-C once the second checkpoint is complete: the run waits there for it.
     process, printed = start_paused(tmp_path, "checkpoint named", 2, *first)
     process.send_signal(signal.SIGINT)
-    out, err = process.communicate()
+    out, err = finish(process)
     assert process.returncode == 130
     assert "Traceback" not in err
     (line,) = script_stderr(err)

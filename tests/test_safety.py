@@ -94,7 +94,7 @@ def test_sigkill_during_the_export_never_leaves_a_broken_export(full_run, tmp_pa
     # waits there, once simple_save is done, to be killed.
     process, _ = start_paused(tmp_path, "export written", 1)
     process.send_signal(signal.SIGKILL)
-    process.communicate()
+    finish(process)
     (left,) = [name for name in os.listdir(str(tmp_path)) if name != "simple"]
     assert sorted(os.listdir(str(tmp_path / left))) == ["new"]
     assert not (tmp_path / left / "new" / "assets.extra").exists()
@@ -105,7 +105,7 @@ def test_sigkill_during_the_export_never_leaves_a_broken_export(full_run, tmp_pa
             process = fork_script(tmp_path, stderr=subprocess.DEVNULL)
             read_until(process, "Saving to")
             process.send_signal(signal.SIGKILL)
-            process.wait()
+            finish(process)
         # Whatever the moment, the export loads and gives the saved inference.
         check = run_main(tmp_path, "--restore-only")
         assert check.returncode == 0, check.stderr[-2000:]

@@ -44,6 +44,7 @@ SAMPLES, BATCH, LAST = 64, 16, 4  # Each worker: 2 epochs of 2 batches of 16 of 
 # A cluster's run: three processes that import TensorFlow at once, then train
 # (7 to 9 s here).
 CLUSTER_RUN = 120
+PEER_TIMEOUT = 30  # What the tests' processes wait for each other: 5 to 10 s here.
 
 # Loaded into every Python process started with PYTHONPATH at its folder, as
 # sitecustomize (run first in a forked one): a process that prints a line
@@ -97,9 +98,15 @@ def processes():
 
 
 def example_environment(**more):
-    """A user's environment (conftest.user_environment), without a TF_CONFIG of its own."""
+    """A user's environment (conftest.user_environment), without a TF_CONFIG of its own.
+
+    A process waits PEER_TIMEOUT s for another (the program's default is
+    300): one whose bookkeeping is broken, or whose peer is gone, ends in
+    seconds, in one line, rather than holding the test until its bound.
+    """
     env = user_environment(**more)
     env.pop("TF_CONFIG", None)
+    env.setdefault("SEVERAL_WORKERS_PEER_TIMEOUT", str(PEER_TIMEOUT))
     return env
 
 
@@ -557,6 +564,36 @@ def test_a_process_that_fails_stops_the_others_in_one_line_each(one_worker_kille
     assert others == ["ps 0", "worker 1", "worker 2"], lines
     assert all(": interrupted by SIGTERM" in line for line in lines[:-1] if " error: " not in line)
     assert sorted(os.listdir(str(folder / "tampered")))[-3:] == checkpoint_files(8)
+
+
+@pytest.mark.heavy(20)
+def test_a_worker_that_never_comes_back_ends_the_others_in_one_line_each(tmp_path):
+    # kill -9 of one worker, not its group, and no one starts it again: the
+    # chief and the parameter server wait --peer-timeout for it to go on.
+    args = ["--checkpoint-dir", "lost_ckpt", "--peer-timeout", "8"]
+    with processes() as started:
+        ps = start(started, tmp_path, *args, tf_config=cluster_config("ps", 0))
+        chief = start(started, tmp_path, *args, tf_config=cluster_config("worker", 0))
+        config = cluster_config("worker", 1)
+        worker = start(started, tmp_path, *args, tf_config=config, pause_at="worker 1: step 1 of 4")
+        read_until(worker, "PAUSED")
+        worker.kill()
+        chief_ended, ps_ended = finish(chief), finish(ps)
+    assert chief_ended[0] == 1 and [step.step for step in steps(chief_ended[1], 0)] == [1, 2, 3, 4]
+    assert script_stderr(chief_ended[2]) == [
+        (
+            "worker 0: waited 8 s for worker 1 (at its step 1 of 4) to train on: ends; "
+            "lost_ckpt/model.ckpt-5 holds every count, and the same command resumes from it"
+        )
+    ]
+    assert ps_ended[0] == 1
+    assert script_stderr(ps_ended[2]) == [
+        (
+            "ps 0: waited 16 s for the workers to train on, or the chief to end (counts: 4, 1): ends; "
+            "the chief's last checkpoint has the variables"
+        )
+    ]
+    assert sorted(os.listdir(str(tmp_path / "lost_ckpt")))[-3:] == checkpoint_files(5)
 
 
 # -----------------------------------------------------------------------------

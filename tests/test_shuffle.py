@@ -12,6 +12,7 @@ from conftest import (
     after,
     assert_same_output,
     code_blocks,
+    finish,
     fork_script,
     from_saving,
     read_until,
@@ -112,7 +113,7 @@ def test_shuffle_resumes_as_if_never_stopped(full_run, tmp_path, run_main, sar):
     )
     read_until(process, "Epoch 1, batch 0")  # Whatever the kill then lands on.
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    finish(process)
     resumed = run_main(folder, "--shuffle", "--checkpoint-dir", "ckpt")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.startswith("Resumed from ckpt/model.ckpt-")

@@ -8,7 +8,7 @@ import sys
 import tempfile
 
 import pytest
-from conftest import ROOT, SCRIPT, code_blocks, fork_server, read
+from conftest import ROOT, SCRIPT, Result, code_blocks, finish, fork_server, read
 
 # The python3 that .ci/versions finds first on its PATH in these tests: its
 # runs of the script (`python3 save_and_restore.py ARGS`, a copy in its own
@@ -45,15 +45,18 @@ def installed_versions(command, cwd=None):
             file.write(FORKING_PYTHON.format(python=sys.executable, tests=tests, server=server))
         os.chmod(python, 0o755)
         path = os.pathsep.join([bin_folder, os.path.dirname(sys.executable), os.environ["PATH"]])
-        return subprocess.run(
+        process = subprocess.Popen(
             [command, "--installed"],
             cwd=None if cwd is None else str(cwd),
             env=dict(os.environ, PATH=path),
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
-            timeout=900,
+            start_new_session=True,  # Its group: the runs of the script it starts.
         )
+        # Five steps, each a run or two of the script: 15 to 30 s here.
+        out, err = finish(process, 180, f"`{command} --installed`")
+        return Result(process.returncode, out, err)
 
 
 def copy_with_a_broken_resume(folder, *changes):
