@@ -284,7 +284,9 @@ def report(job, dropped, front, why, averages):
     if reused:
         print(f"  reused:  {', '.join(reused)}, now the keys of the batches made of their data")
     if why:
-        batches = "the iterator's outputs" if not dequeues(cut) else "the batches the queue gave"
+        batches = (
+            "the batches the queue gave" if "queue" in pipelines(cut) else "the iterator's outputs"
+        )
         print(f"  pipeline: not carried over ({why}): the new export takes {batches}")
     total = len(list(variable_defs(old.meta)))
     kept = len(cut.variables) + len(cut.converted)
@@ -302,27 +304,24 @@ def report(job, dropped, front, why, averages):
         )
 
 
-def dequeues(cut):
-    return [name for name in cut.used if cut.nodes[name].op in DEQUEUE]
+def pipelines(cut):
+    """What the model reads its batches from: ["iterator"], ["queue"], both, or none."""
+    return [
+        kind
+        for kind, ops in (("iterator", GET_NEXT), ("queue", DEQUEUE))
+        if any(cut.nodes[name].op in ops for name in cut.used)
+    ]
 
 
 def through(cut):
     """How the model reads its input: 'through a tf.data iterator', 'through a queue', ..."""
-    kinds = [
-        kind
-        for kind, ops in (("a tf.data iterator", GET_NEXT), ("a queue", DEQUEUE))
-        if any(cut.nodes[name].op in ops for name in cut.used)
-    ]
+    kinds = [{"iterator": "a tf.data iterator", "queue": "a queue"}[k] for k in pipelines(cut)]
     return f"through {' and '.join(kinds)}" if kinds else "from placeholders, with no pipeline"
 
 
 def without(cut):
     """', with no iterator', ', with no queue', or nothing for a model fed by placeholders."""
-    kinds = [
-        kind
-        for kind, ops in (("iterator", GET_NEXT), ("queue", DEQUEUE))
-        if any(cut.nodes[name].op in ops for name in cut.used)
-    ]
+    kinds = pipelines(cut)
     return f", with no {' or '.join(kinds)}" if kinds else ""
 
 

@@ -132,6 +132,22 @@ HEAVY = ("tensorflow", "keras", "onnxruntime", "ai_edge_litert", "tf2onnx")
 IMPORTED = "imported {} before checking its paths"
 
 
+def run_light(env, folder, program, *args):
+    """Runs `python PROGRAM ARGS` in folder, in env (no_heavy_imports'): what it gave.
+
+    What it answers there, it answers before anything heavy is imported.
+    """
+    return subprocess.run(
+        [sys.executable, program, *args],
+        cwd=str(folder),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=seconds(RUN),
+    )
+
+
 @pytest.fixture(scope="session")
 def no_heavy_imports(tmp_path_factory):
     """An environment whose heavy modules stop the process when imported."""

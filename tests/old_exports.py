@@ -407,8 +407,13 @@ def save_npz(folder, inputs, expected, name="expected"):
     np.savez(os.path.join(folder, name + ".npz"), **expected)
 
 
-def saver(folder, rng):
-    """The post's graph, trained two steps, saved by tf.train.Saver with its global step."""
+def post_trained(folder, rng, left):
+    """The post's graph, trained two steps through its iterator; left(sess, logits) writes what
+    training leaves, and names the input (the placeholder's key, or "input" if that is gone).
+
+    Returns what the new export takes and gives for a batch, keyed as the upgrade
+    names them: the loss reads dense/BiasAdd:0.
+    """
     built = post(folder, rng)
     feeds = {tensor_name(name): value for name, value in built["data"].items()}
     get_next = tf.get_default_graph().get_operation_by_name("IteratorGetNext").outputs
@@ -417,33 +422,33 @@ def saver(folder, rng):
         sess.run("dataset_init", feeds)
         for _ in range(2):
             sess.run(built["train"])
-        tf.train.Saver().save(sess, os.path.join(folder, "train", "model.ckpt"), global_step=2)
+        key = left(sess, built["outputs"]["logits"])
         sess.run("dataset_init", feeds)
-        # Keyed as the upgrade names them: the loss reads dense/BiasAdd:0.
-        return through_pipeline(
-            sess, get_next, {"dense": built["outputs"]["logits"]}, ["features_data_ph", None]
-        )
+        return through_pipeline(sess, get_next, {"dense": built["outputs"]["logits"]}, [key, None])
 
 
-def freeze(graph_def, sess, outputs):
-    return tf.graph_util.convert_variables_to_constants(sess, graph_def, outputs)
+def saver(folder, rng):
+    """The post's graph saved by tf.train.Saver with its global step: train/model.ckpt-2."""
+
+    def save(sess, logits):
+        tf.train.Saver().save(sess, os.path.join(folder, "train", "model.ckpt"), global_step=2)
+        return "features_data_ph"
+
+    return post_trained(folder, rng, save)
 
 
 def frozen(folder, rng):
     """The post's graph frozen at its logits, written as binary and as text."""
-    built = post(folder, rng)
-    feeds = {tensor_name(name): value for name, value in built["data"].items()}
-    get_next = tf.get_default_graph().get_operation_by_name("IteratorGetNext").outputs
-    with tf.Session() as sess:
-        sess.run(tf.global_variables_initializer())
-        sess.run("dataset_init", feeds)
-        sess.run(built["train"])
-        logits = built["outputs"]["logits"]
-        graph_def = freeze(tf.get_default_graph().as_graph_def(), sess, [logits.op.name])
+
+    def freeze(sess, logits):
+        graph_def = tf.graph_util.convert_variables_to_constants(
+            sess, tf.get_default_graph().as_graph_def(), [logits.op.name]
+        )
         tf.train.write_graph(graph_def, folder, "frozen.pb", as_text=False)
         tf.train.write_graph(graph_def, folder, "frozen.pbtxt", as_text=True)
-        sess.run("dataset_init", feeds)
-        return through_pipeline(sess, get_next, {"dense": logits}, ["input", None])
+        return "input"  # A frozen graph keeps no dataset: its input is named so.
+
+    return post_trained(folder, rng, freeze)
 
 
 RECORD = 1 + 6 * 6  # A label byte, then 6 x 6 pixels of one byte.

@@ -4,10 +4,9 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
-from conftest import EXAMPLES, example
+from conftest import EXAMPLES, example, run_light
 from test_safety import snapshot
 
 # What each program reads and writes in the folder it runs in: (arguments,
@@ -46,15 +45,7 @@ LIBRARIES = {"tf1_cells.py"}
 
 def refused(env, folder, program, *args):
     """Runs the program in folder: its one line on stderr, after checking it exits nonzero."""
-    result = subprocess.run(
-        [sys.executable, program, *args],
-        cwd=str(folder),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = run_light(env, folder, program, *args)
     assert result.returncode != 0, (program, result.stdout)
     assert result.stdout == "", (program, result.stdout)
     lines = result.stderr.splitlines()
@@ -218,15 +209,7 @@ def test_help_says_how_to_run_it_and_an_argument_it_does_not_take_is_refused(
     tmp_path, no_heavy_imports, name
 ):
     for flag in ("--help", "-h"):
-        helped = subprocess.run(
-            [sys.executable, example(name), flag],
-            cwd=str(tmp_path),
-            env=no_heavy_imports,  # Before anything heavy is imported.
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
+        helped = run_light(no_heavy_imports, tmp_path, example(name), flag)
         assert (helped.returncode, helped.stderr) == (0, ""), helped
         assert "usage" in helped.stdout.lower() and name in helped.stdout, helped.stdout
     args = PROGRAMS[name][0]  # With what it takes, if anything: never ignored.

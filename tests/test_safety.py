@@ -4,7 +4,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -17,6 +16,7 @@ from conftest import (
     fork_script,
     read_until,
     run_forked,
+    run_light,
     run_script,
     script_stderr,
     start_paused,
@@ -362,24 +362,13 @@ BEFORE_IMPORT = {
 
 
 def test_help_and_argument_errors_come_before_tensorflow(tmp_path, no_heavy_imports):
-    def run(*args):
-        return subprocess.run(
-            [sys.executable, SCRIPT, *args],
-            cwd=str(tmp_path),
-            env=no_heavy_imports,  # Where importing TensorFlow ends the process.
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-
     for flag in ("--help", "-h"):
-        helped = run(flag)
+        helped = run_light(no_heavy_imports, tmp_path, SCRIPT, flag)
         assert (helped.returncode, helped.stderr) == (0, ""), helped
         assert helped.stdout.startswith("usage: save_and_restore.py [-h]"), helped.stdout
         assert "--checkpoint-dir CHECKPOINT_DIR" in helped.stdout
     for args, line in BEFORE_IMPORT.items():
-        refused = run(*args)
+        refused = run_light(no_heavy_imports, tmp_path, SCRIPT, *args)
         assert (refused.returncode, refused.stdout, refused.stderr) == (2, "", line + "\n"), args
     assert os.listdir(str(tmp_path)) == []
 

@@ -29,6 +29,7 @@ from conftest import (
     doc_section,
     read,
     read_until,
+    run_light,
     script_stderr,
     user_environment,
 )
@@ -636,15 +637,7 @@ def test_a_checkpoint_it_did_not_write_or_a_max_steps_behind_is_refused_before_t
     for args, line in refusals.items():
         # Where importing TensorFlow ends the process: the line comes before.
         before = snapshot(str(tmp_path))
-        result = subprocess.run(
-            [sys.executable, EXAMPLE, "--local-workers", "2", *args],
-            cwd=str(tmp_path),
-            env=no_heavy_imports,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
+        result = run_light(no_heavy_imports, tmp_path, EXAMPLE, "--local-workers", "2", *args)
         assert (result.returncode, result.stdout) == (2, ""), result
         assert result.stderr == f"several_workers.py: error: {line}\n"
         assert snapshot(str(tmp_path)) == before
