@@ -207,16 +207,7 @@ def computed_from(graph, outputs):
     producers = {split_ref(t)[0] for t in outputs}
     found = []
     for name in sorted(graph.after(outputs, through_shapes=True)):
-        op = graph.nodes[name].op
-        definition = op_def_registry.get(op)
-        if (
-            name in graph.read
-            or IN_GRADIENTS.search(name)
-            or NOT_OUTPUT.search(op)
-            or is_pipeline(op)
-            or definition is None
-            or definition.is_stateful
-        ):
+        if not is_end(graph, name):
             continue
         # Walking back from it, nothing but the outputs and constants.
         stack, seen, alone = [name], set(), True
@@ -235,16 +226,27 @@ def computed_from(graph, outputs):
 def graph_ends(graph):
     """The tensors the input reaches that nothing reads: a frozen graph's outputs."""
     inputs = [t for t in graph.readers if graph.nodes[split_ref(t)[0]].op in INPUTS]
-    ends = []
-    for name in sorted(graph.after(inputs)):
-        op = op_def_registry.get(graph.nodes[name].op)
-        if name in graph.read or NOT_OUTPUT.search(graph.nodes[name].op) or op is None:
-            continue
-        if IN_GRADIENTS.search(name):
-            continue
-        if not op.is_stateful and not is_pipeline(graph.nodes[name].op):
-            ends += graph.outputs(name)
-    return ends
+    return [
+        t
+        for name in sorted(graph.after(inputs))
+        if is_end(graph, name)
+        for t in graph.outputs(name)
+    ]
+
+
+def is_end(graph, name):
+    """Whether a node could be an output: read by nothing, computing (not training,
+    summarizing, saving or feeding a pipeline), its op known here."""
+    op = graph.nodes[name].op
+    definition = op_def_registry.get(op)
+    return not (
+        name in graph.read
+        or IN_GRADIENTS.search(name)
+        or NOT_OUTPUT.search(op)
+        or is_pipeline(op)
+        or definition is None
+        or definition.is_stateful
+    )
 
 
 def named(graph, tensors):
